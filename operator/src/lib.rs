@@ -1,0 +1,1 @@
+//! The AnalyticsPipeline operator (see issue: operator).
