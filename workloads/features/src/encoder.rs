@@ -123,11 +123,11 @@ impl Default for NumericRanges {
     fn default() -> Self {
         let all_prices: f64 = PRODUCTS.iter().map(|p| f64::from(p.price)).sum();
         NumericRanges {
-            session_duration: (0.0, 3600.0),
-            clicks: (0.0, 100.0),
+            session_duration: (0.0, 1200.0),
+            clicks: (0.0, 80.0),
             page_views: (1.0, 10.0),
-            time_on_pages: (0.0, 3600.0),
-            max_time_on_page: (0.0, 900.0),
+            time_on_pages: (0.0, 1200.0),
+            max_time_on_page: (0.0, 600.0),
             basket_total: (0.0, all_prices),
         }
     }
@@ -158,7 +158,8 @@ impl Default for NumericRanges {
 ///
 /// The first fourteen groups are the original notebook's feature set; the extras are further
 /// non-label-revealing fields of the record (pages viewed, time on the pages, the viewed
-/// products' prices, whether the products form one viewed-together set).
+/// products' prices, whether all viewed pages belong to one viewed-together set of the catalogue,
+/// as [`shopstream_schema::catalog::is_viewed_together`] defines it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
     /// Encoding of the categorical fields.
@@ -451,12 +452,7 @@ impl Encoder {
                 s.time_spent_on_each_page.iter().map(|&t| f64::from(t)).fold(0.0, f64::max)
             }
             Field::BasketTotal => s.product_prices.iter().map(|&p| f64::from(p)).sum(),
-            Field::ViewedTogether => {
-                let mut ids = s.browsing_pattern.clone();
-                ids.sort_unstable();
-                ids.dedup();
-                b(is_viewed_together(&ids))
-            }
+            Field::ViewedTogether => b(is_viewed_together(&s.browsing_pattern)),
             _ => 0.0,
         }
     }

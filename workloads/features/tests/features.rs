@@ -77,6 +77,9 @@ fn example_row_has_the_documented_values() {
     assert_eq!(value(names, &row, "basket_total"), 6880.0);
     // bed, coffee table, dresser, bedside table span two sets.
     assert_eq!(value(names, &row, "viewed_together"), 0.0);
+    let mut together = s.clone();
+    together.browsing_pattern = vec![9, 10, 9];
+    assert_eq!(value(names, &enc.transform_one(&together), "viewed_together"), 1.0);
     // One-hot groups sum to one.
     for prefix in ["part_of_day=", "gender=", "state=", "exit_page=", "referrer=", "device="] {
         let sum: f64 =
