@@ -1,0 +1,241 @@
+//! Persistence of the budget ledger in MongoDB (collection `privacy_budget`, one document per
+//! pipeline):
+//!
+//! ```json
+//! { "_id": "<pipeline>", "totalEpsilon": 10.0, "delta": 1e-4,
+//!   "spentEpsilon": 1.0, "spentDelta": 1e-5,
+//!   "entries": [ { "at": ISODate, "what": "...", "mechanism": "dp-sgd/rdp",
+//!                  "epsilon": 1.0, "delta": 1e-5, "model": "mlp-dp", "version": 3 } ] }
+//! ```
+//!
+//! Spending is one atomic `findAndModify` whose filter requires
+//! `spentEpsilon <= totalEpsilon - cost.epsilon` and `spentDelta <= delta - cost.delta` (with
+//! the totals pinned to the values the check was made against), so concurrent runs can never
+//! overspend: the loser's filter no longer matches, it re-reads and is refused if the
+//! remaining budget is too small.
+
+use mongodb::{
+    Collection, Database,
+    bson::{self, doc},
+    options::ReturnDocument,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::PrivacyError;
+use crate::ledger::{Budget, Cost};
+
+/// Name of the MongoDB collection holding the budgets.
+pub const COLLECTION: &str = "privacy_budget";
+
+/// How many times a spend is retried when another writer changed the document in between.
+const MAX_ATTEMPTS: usize = 20;
+
+/// One recorded release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// When the spend was recorded.
+    pub at: bson::DateTime,
+    /// What was released (e.g. "train mlp-dp").
+    pub what: String,
+    /// Mechanism and accounting used (e.g. "dp-sgd/rdp", "laplace").
+    pub mechanism: String,
+    /// Epsilon spent.
+    pub epsilon: f64,
+    /// Delta spent.
+    pub delta: f64,
+    /// Registered model name, when the release is a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Registered model version, when the release is a model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+}
+
+/// The stored document (field names as the operator reads them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetDoc {
+    /// Pipeline name.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// Total epsilon.
+    pub total_epsilon: f64,
+    /// Total delta.
+    pub delta: f64,
+    /// Epsilon spent so far.
+    pub spent_epsilon: f64,
+    /// Delta spent so far.
+    pub spent_delta: f64,
+    /// Every release, oldest first.
+    #[serde(default)]
+    pub entries: Vec<LedgerEntry>,
+}
+
+impl BudgetDoc {
+    /// The in-memory view used for checks.
+    pub fn budget(&self) -> Budget {
+        Budget {
+            total_epsilon: self.total_epsilon,
+            total_delta: self.delta,
+            spent_epsilon: self.spent_epsilon,
+            spent_delta: self.spent_delta,
+        }
+    }
+}
+
+/// A release to be charged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendRequest {
+    /// What is released.
+    pub what: String,
+    /// Mechanism name.
+    pub mechanism: String,
+    /// Its cost.
+    pub cost: Cost,
+    /// Model name, if any.
+    pub model: Option<String>,
+    /// Model version, if any.
+    pub version: Option<i64>,
+}
+
+/// Access to the `privacy_budget` collection.
+#[derive(Debug, Clone)]
+pub struct BudgetStore {
+    coll: Collection<BudgetDoc>,
+}
+
+impl BudgetStore {
+    /// Uses `db.privacy_budget`.
+    pub fn new(db: &Database) -> Self {
+        Self { coll: db.collection(COLLECTION) }
+    }
+
+    /// Reads a pipeline's budget.
+    pub async fn get(&self, pipeline: &str) -> Result<Option<BudgetDoc>, PrivacyError> {
+        Ok(self.coll.find_one(doc! { "_id": pipeline }).await?)
+    }
+
+    /// Creates the pipeline's budget if missing. If it exists with other totals, the configured
+    /// totals win (the pipeline's owner changed them) and a warning is logged; what was spent
+    /// is kept.
+    pub async fn ensure(
+        &self,
+        pipeline: &str,
+        total_epsilon: f64,
+        total_delta: f64,
+    ) -> Result<BudgetDoc, PrivacyError> {
+        Budget::new(total_epsilon, total_delta)?;
+        let upsert = self
+            .coll
+            .update_one(
+                doc! { "_id": pipeline },
+                doc! { "$setOnInsert": {
+                    "totalEpsilon": total_epsilon, "delta": total_delta,
+                    "spentEpsilon": 0.0, "spentDelta": 0.0, "entries": [],
+                } },
+            )
+            .upsert(true)
+            .await;
+        if let Err(e) = upsert {
+            // Two first runs racing on the same _id: the loser sees a duplicate key; the
+            // document exists either way.
+            if !is_duplicate_key(&e) {
+                return Err(e.into());
+            }
+        }
+        let current = self
+            .get(pipeline)
+            .await?
+            .ok_or_else(|| PrivacyError::NoBudget(pipeline.to_string()))?;
+        if current.total_epsilon != total_epsilon || current.delta != total_delta {
+            tracing::warn!(
+                pipeline,
+                old_epsilon = current.total_epsilon,
+                new_epsilon = total_epsilon,
+                old_delta = current.delta,
+                new_delta = total_delta,
+                "privacy budget totals changed by configuration"
+            );
+            self.coll
+                .update_one(
+                    doc! { "_id": pipeline },
+                    doc! { "$set": { "totalEpsilon": total_epsilon, "delta": total_delta } },
+                )
+                .await?;
+            return self
+                .get(pipeline)
+                .await?
+                .ok_or_else(|| PrivacyError::NoBudget(pipeline.to_string()));
+        }
+        Ok(current)
+    }
+
+    /// Atomically charges `req` to the pipeline's budget, or refuses with
+    /// [`PrivacyError::BudgetExceeded`] without changing anything.
+    pub async fn spend(
+        &self,
+        pipeline: &str,
+        req: &SpendRequest,
+    ) -> Result<BudgetDoc, PrivacyError> {
+        let cost = Cost::new(req.cost.epsilon, req.cost.delta)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self
+                .get(pipeline)
+                .await?
+                .ok_or_else(|| PrivacyError::NoBudget(pipeline.to_string()))?;
+            let budget = current.budget();
+            budget.check(pipeline, &req.what, cost)?;
+            let entry = LedgerEntry {
+                at: bson::DateTime::now(),
+                what: req.what.clone(),
+                mechanism: req.mechanism.clone(),
+                epsilon: cost.epsilon,
+                delta: cost.delta,
+                model: req.model.clone(),
+                version: req.version,
+            };
+            let entry = bson::to_bson(&entry).map_err(|e| PrivacyError::Encode(e.to_string()))?;
+            let updated = self
+                .coll
+                .find_one_and_update(
+                    doc! {
+                        "_id": pipeline,
+                        "totalEpsilon": current.total_epsilon,
+                        "delta": current.delta,
+                        "spentEpsilon": { "$lte": budget.max_spent_epsilon_for(cost) },
+                        "spentDelta": { "$lte": budget.max_spent_delta_for(cost) },
+                    },
+                    doc! {
+                        "$inc": { "spentEpsilon": cost.epsilon, "spentDelta": cost.delta },
+                        "$push": { "entries": entry },
+                    },
+                )
+                .return_document(ReturnDocument::After)
+                .await?;
+            if let Some(doc) = updated {
+                tracing::info!(
+                    pipeline,
+                    what = %req.what,
+                    epsilon = cost.epsilon,
+                    delta = cost.delta,
+                    spent_epsilon = doc.spent_epsilon,
+                    total_epsilon = doc.total_epsilon,
+                    "privacy budget charged"
+                );
+                return Ok(doc);
+            }
+            // Another writer got there first (or the totals changed): re-read and re-check.
+        }
+        Err(PrivacyError::Contention(pipeline.to_string()))
+    }
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            w.code == 11000
+        }
+        mongodb::error::ErrorKind::Command(c) => c.code == 11000,
+        _ => e.to_string().contains("E11000"),
+    }
+}
