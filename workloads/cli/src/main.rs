@@ -1,0 +1,33 @@
+//! `shopstream`: one binary, a subcommand per workload, so one container image serves every
+//! Deployment and CronJob the operator renders. Run `shopstream --help`.
+
+mod generate;
+mod summarize;
+
+use clap::{Parser, Subcommand};
+
+/// Real-time and offline analytics of a furniture shop.
+#[derive(Debug, Parser)]
+#[command(name = "shopstream", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate synthetic shop sessions into Kafka or a JSON-lines file.
+    Generate(generate::GenerateArgs),
+    /// Read sessions back from a Kafka topic and print a summary.
+    Summarize(summarize::SummarizeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    shopstream_telemetry::init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate(args) => generate::run(args).await,
+        Command::Summarize(args) => summarize::run(args).await,
+    }
+}

@@ -1,0 +1,233 @@
+//! Kafka client settings shared by every shopstream workload.
+//!
+//! [`KafkaArgs`] is the clap block every command flattens into its own arguments (bootstrap
+//! servers from `SHOPSTREAM_KAFKA`, extra librdkafka properties, SASL credentials from a Secret).
+//! From it come idempotent producers ([`KafkaArgs::producer`]), manually committing consumers
+//! ([`KafkaArgs::consumer`]) and topic creation ([`KafkaArgs::ensure_topics`]).
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+use thiserror::Error;
+
+pub use rdkafka;
+
+/// What can go wrong while setting up Kafka clients or topics.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The client could not be created (bad property, unreachable bootstrap list, ...).
+    #[error("kafka client for {bootstrap}: {source}")]
+    Client {
+        /// The bootstrap servers used.
+        bootstrap: String,
+        /// The client library's error.
+        #[source]
+        source: KafkaError,
+    },
+    /// The broker refused to create a topic.
+    #[error("creating topic {topic}: {reason}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// A `key=value` option could not be parsed.
+    #[error("kafka option {0:?} is not key=value")]
+    BadOption(String),
+}
+
+/// Kafka connection settings, shared by every command (flatten into a clap struct).
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, comma separated.
+    #[arg(long = "kafka-bootstrap", env = "SHOPSTREAM_KAFKA", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
+    /// Extra librdkafka properties as key=value, comma separated or repeated
+    /// (e.g. `security.protocol=SASL_SSL`).
+    #[arg(long = "kafka-option", env = "SHOPSTREAM_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_option)]
+    pub options: Vec<(String, String)>,
+    /// SASL username (with `--kafka-password`, sets SASL PLAIN unless options say otherwise).
+    #[arg(long = "kafka-username", env = "SHOPSTREAM_KAFKA_USERNAME")]
+    pub username: Option<String>,
+    /// SASL password.
+    #[arg(long = "kafka-password", env = "SHOPSTREAM_KAFKA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Consumer-group session timeout in milliseconds.
+    #[arg(
+        long = "kafka-session-timeout-ms",
+        env = "SHOPSTREAM_KAFKA_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub session_timeout_ms: u32,
+}
+
+fn parse_option(text: &str) -> Result<(String, String), Error> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(Error::BadOption(text.to_string())),
+    }
+}
+
+/// A topic to create when missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication: i32,
+    /// `retention.ms`, if set.
+    pub retention_ms: Option<i64>,
+}
+
+impl TopicSpec {
+    /// A topic with `partitions` partitions, replication 1 and the broker's default retention.
+    pub fn new(name: impl Into<String>, partitions: i32) -> Self {
+        TopicSpec { name: name.into(), partitions, replication: 1, retention_ms: None }
+    }
+}
+
+impl KafkaArgs {
+    /// Settings for the given bootstrap list and nothing else (tests and tools).
+    pub fn for_bootstrap(bootstrap: impl Into<String>) -> Self {
+        KafkaArgs {
+            bootstrap: bootstrap.into(),
+            options: Vec::new(),
+            username: None,
+            password: None,
+            session_timeout_ms: 6_000,
+        }
+    }
+
+    /// The base client configuration: bootstrap servers, credentials, extra options.
+    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap).set("client.id", client_id);
+        if let (Some(user), Some(password)) = (&self.username, &self.password) {
+            config
+                .set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", "PLAIN")
+                .set("sasl.username", user)
+                .set("sasl.password", password);
+        }
+        for (k, v) in &self.options {
+            config.set(k, v);
+        }
+        config
+    }
+
+    fn client_error(&self, source: KafkaError) -> Error {
+        Error::Client { bootstrap: self.bootstrap.clone(), source }
+    }
+
+    /// An idempotent producer (`acks=all`, no duplicates on retry, order kept per partition).
+    pub fn producer(&self, client_id: &str) -> Result<FutureProducer, Error> {
+        self.client_config(client_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", "120000")
+            .create()
+            .map_err(|e| self.client_error(e))
+    }
+
+    /// A consumer in `group` that never commits by itself: the caller commits offsets after
+    /// its outputs are safe. New groups start at the earliest offset.
+    pub fn consumer(&self, group: &str, client_id: &str) -> Result<StreamConsumer, Error> {
+        let heartbeat = (self.session_timeout_ms / 10).clamp(100, 3_000);
+        self.client_config(client_id)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", self.session_timeout_ms.to_string())
+            .set("heartbeat.interval.ms", heartbeat.to_string())
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(|e| self.client_error(e))
+    }
+
+    /// Creates the topics that do not exist yet (existing ones are left as they are).
+    pub async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<(), Error> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config("shopstream-admin").create().map_err(|e| self.client_error(e))?;
+        let retention: Vec<Option<String>> =
+            topics.iter().map(|t| t.retention_ms.map(|r| r.to_string())).collect();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .zip(&retention)
+            .map(|(t, r)| {
+                let topic =
+                    NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication));
+                match r {
+                    Some(ms) => topic.set("retention.ms", ms),
+                    None => topic,
+                }
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results =
+            admin.create_topics(&new, &options).await.map_err(|e| self.client_error(e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(Error::CreateTopic { topic, reason: code.to_string() });
+                }
+            }
+        }
+        tracing::debug!(topics = topics.len(), "topics ensured");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    }
+
+    #[test]
+    fn options_parse_and_reach_the_client_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--kafka-bootstrap",
+            "b1:9092,b2:9092",
+            "--kafka-option",
+            "socket.timeout.ms=5000,client.rack=r1",
+            "--kafka-username",
+            "u",
+            "--kafka-password",
+            "p",
+        ])
+        .expect("parse");
+        let config = cli.kafka.client_config("id");
+        assert_eq!(config.get("bootstrap.servers"), Some("b1:9092,b2:9092"));
+        assert_eq!(config.get("socket.timeout.ms"), Some("5000"));
+        assert_eq!(config.get("client.rack"), Some("r1"));
+        assert_eq!(config.get("sasl.username"), Some("u"));
+        assert_eq!(config.get("security.protocol"), Some("SASL_PLAINTEXT"));
+    }
+
+    #[test]
+    fn bad_option_is_refused_with_its_text() {
+        let err =
+            Cli::try_parse_from(["x", "--kafka-option", "novalue"]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("novalue")));
+    }
+}
