@@ -1,0 +1,644 @@
+//! The reconciler: validates, applies the rendered children with server-side apply, manages
+//! Kafka topics, reads the model registry, and writes status, conditions and events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DynamicObject;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::conditions::{self, Observed};
+use crate::crd::{AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, WorkloadStatus};
+use crate::kafka::{Credentials, TopicAdmin, TopicError};
+use crate::metrics::Metrics;
+use crate::registry::{self, Registry, RegistryError};
+use crate::render::{self, Desired, RenderInputs};
+use crate::validate::{self, Problem};
+
+/// The one field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "shopstream-operator";
+/// Finalizer guarding topic deletion.
+pub const FINALIZER: &str = "shopstream.io/kafka-topics";
+
+/// Errors of one reconcile (each leads to a per-object exponential backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was attempted.
+        what: String,
+        /// Cause.
+        source: kube::Error,
+    },
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    /// Kafka topics could not be reconciled.
+    #[error(transparent)]
+    Topics(#[from] TopicError),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The resource has no namespace.
+    #[error("the AnalyticsPipeline has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// Label value for the errors metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::Render(_) => "render",
+            Error::Topics(_) => "kafka",
+            Error::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.kind(),
+                _ => "finalizer",
+            },
+            Error::NoNamespace => "metadata",
+        }
+    }
+}
+
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube { what, source }
+}
+
+/// Tunables of the reconciler.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Requeue after a successful reconcile (refreshes registry and topic state).
+    pub requeue: Duration,
+    /// First backoff after an error.
+    pub backoff_base: Duration,
+    /// Largest backoff.
+    pub backoff_max: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            requeue: Duration::from_secs(60),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// MongoDB clients.
+    pub registry: Registry,
+    /// Whether the server serves batch/v1 CronJob (false on Kubernetes < 1.21).
+    pub cronjobs_supported: bool,
+    /// Tunables.
+    pub settings: Settings,
+    failures: std::sync::Mutex<HashMap<String, u32>>,
+    child_uids: std::sync::Mutex<HashMap<String, String>>,
+}
+
+impl Context {
+    /// Builds the context; `identity` names this replica in events.
+    pub async fn new(
+        client: Client,
+        metrics: Metrics,
+        identity: &str,
+        settings: Settings,
+    ) -> Result<Self, Error> {
+        let cronjobs_supported = cronjob_supported(&client).await?;
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity.to_string()) },
+        );
+        Ok(Context {
+            client,
+            metrics,
+            recorder,
+            registry: Registry::default(),
+            cronjobs_supported,
+            settings,
+            failures: Default::default(),
+            child_uids: Default::default(),
+        })
+    }
+
+    /// Backoff for the `n`-th consecutive failure (1-based): base * 2^(n-1), capped.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let factor = 2u32.saturating_pow(n.saturating_sub(1).min(20));
+        self.settings.backoff_base.saturating_mul(factor).min(self.settings.backoff_max)
+    }
+}
+
+/// Whether the API server serves `batch/v1` `CronJob` (discovery).
+pub async fn cronjob_supported(client: &Client) -> Result<bool, Error> {
+    let list = client
+        .list_api_group_resources("batch/v1")
+        .await
+        .map_err(kube_err("discovery of batch/v1"))?;
+    Ok(list.resources.iter().any(|r| r.name == "cronjobs"))
+}
+
+async fn publish(
+    ctx: &Context,
+    p: &AnalyticsPipeline,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = KubeEvent {
+        type_,
+        reason: reason.chars().take(128).collect(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &p.object_ref(&())).await {
+        warn!(error = %e, reason, "cannot publish event");
+    }
+}
+
+/// The reconcile entry point used by the controller.
+pub async fn reconcile(p: Arc<AnalyticsPipeline>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let ns = p.namespace().ok_or(Error::NoNamespace)?;
+    let name = p.name_any();
+    let span = info_span!("reconcile", pipeline = %name, namespace = %ns, generation = ?p.metadata.generation);
+    let api: Api<AnalyticsPipeline> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, p, |event| async {
+        match event {
+            Finalizer::Apply(p) => apply(p, &ctx, &api).await,
+            Finalizer::Cleanup(p) => cleanup(p, &ctx).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.observe(start.elapsed(), result.as_ref().err().map(Error::kind));
+    if result.is_ok()
+        && let Ok(mut f) = ctx.failures.lock()
+    {
+        f.remove(&format!("{ns}/{name}"));
+    }
+    result
+}
+
+/// Per-object exponential backoff.
+pub fn error_policy(p: Arc<AnalyticsPipeline>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    let n = match ctx.failures.lock() {
+        Ok(mut f) => {
+            let n = f.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = ctx.backoff(n);
+    warn!(pipeline = %key, error = %err, failures = n, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Checks every referenced Secret; returns problems naming the field and the Kafka credentials.
+async fn check_secrets(
+    p: &AnalyticsPipeline,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(Vec<Problem>, Option<Credentials>), Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut problems = Vec::new();
+    let mut kafka = None;
+    for use_ in validate::referenced_secrets(&p.spec) {
+        let secret = secrets
+            .get_opt(&use_.name)
+            .await
+            .map_err(kube_err(format!("get Secret {}", use_.name)))?;
+        let Some(secret) = secret else {
+            problems.push(Problem {
+                field: use_.field.clone(),
+                message: format!("Secret {:?} not found in namespace {ns}", use_.name),
+            });
+            continue;
+        };
+        let data = secret.data.unwrap_or_default();
+        let strings = secret.string_data.unwrap_or_default();
+        for key in &use_.keys {
+            if !data.contains_key(key) && !strings.contains_key(key) {
+                problems.push(Problem {
+                    field: use_.field.clone(),
+                    message: format!("Secret {:?} has no key {key:?}", use_.name),
+                });
+            }
+        }
+        if use_.field == "spec.kafka.credentialsSecret" {
+            let get = |k: &str| data.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned());
+            if let (Some(username), Some(password)) = (get("username"), get("password")) {
+                kafka = Some(Credentials { username, password });
+            }
+        }
+    }
+    Ok((problems, kafka))
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn i32_at(obj: &DynamicObject, path: &[&str]) -> Option<i32> {
+    let mut v = &obj.data;
+    for k in path {
+        v = v.get(k)?;
+    }
+    v.as_i64().and_then(|n| i32::try_from(n).ok())
+}
+
+/// Applies one object with server-side apply (forced, one field manager).
+async fn apply_one(client: &Client, d: &Desired) -> Result<DynamicObject, Error> {
+    let ns = d.object.metadata.namespace.clone().unwrap_or_default();
+    let name = d.object.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &d.resource);
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&d.object))
+        .await
+        .map_err(kube_err(format!("apply {}", d.key())))
+}
+
+async fn write_status(
+    api: &Api<AnalyticsPipeline>,
+    p: &AnalyticsPipeline,
+    status: &AnalyticsPipelineStatus,
+) -> Result<(), Error> {
+    if p.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    api.patch_status(
+        &p.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(kube_err("patch status"))?;
+    Ok(())
+}
+
+/// Reconciles a live (not deleting) pipeline.
+async fn apply(
+    p: Arc<AnalyticsPipeline>,
+    ctx: &Context,
+    api: &Api<AnalyticsPipeline>,
+) -> Result<Action, Error> {
+    let ns = p.namespace().ok_or(Error::NoNamespace)?;
+    let name = p.name_any();
+    let generation = p.metadata.generation;
+    let previous = p.status.clone().unwrap_or_default();
+    let now = now_rfc3339();
+    let mut observed: Vec<Observed> = Vec::new();
+    let mut status =
+        AnalyticsPipelineStatus { observed_generation: generation, ..previous.clone() };
+
+    // 1. What the schema cannot check.
+    let spec_problems = validate::check_spec(&p.spec);
+    if !spec_problems.is_empty() {
+        let msg = spec_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        observed.push(Observed::no(conditions::SPEC_VALID, "InvalidSpec", msg));
+        observed.push(conditions::ready(&observed));
+        status.conditions = conditions::merge(&previous.conditions, &observed, generation, &now);
+        emit_transitions(ctx, &p, &previous, &status).await;
+        write_status(api, &p, &status).await?;
+        // Nothing is applied until the spec changes (which triggers a reconcile).
+        return Ok(Action::await_change());
+    }
+    let (secret_problems, kafka_credentials) = check_secrets(&p, ctx, &ns).await?;
+    observed.push(if secret_problems.is_empty() {
+        Observed::yes(conditions::SPEC_VALID, "Valid", "spec and referenced Secrets are valid")
+    } else {
+        Observed::no(
+            conditions::SPEC_VALID,
+            "SecretNotFound",
+            secret_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )
+    });
+
+    // 2. Registry and privacy budget.
+    let privacy = &p.spec.offline.training.privacy;
+    let mongo_managed = matches!(p.spec.mongodb.backend, BackendSpec::Managed(_));
+    let registry_result: Option<Result<registry::RegistryView, RegistryError>> =
+        match render::mongo_url(&p) {
+            Some(url) => {
+                let managed_ready = previous
+                    .workloads
+                    .iter()
+                    .any(|w| w.name == format!("{name}-mongodb") && w.ready_replicas > 0);
+                if mongo_managed && !managed_ready {
+                    None
+                } else {
+                    Some(ctx.registry.read(&url, &p.spec.mongodb.database, &name, privacy).await)
+                }
+            }
+            None => None,
+        };
+    let mut registry_problem = None;
+    match &registry_result {
+        Some(Ok(view)) => {
+            status.models = view.models.clone();
+            status.privacy_budget = Some(view.budget.clone());
+        }
+        Some(Err(e)) => {
+            registry_problem = Some(e.to_string());
+            // keep the last known budget; without one assume nothing is spent yet
+            if status.privacy_budget.is_none() {
+                status.privacy_budget = Some(registry::budget(None, privacy));
+            }
+        }
+        None => {
+            if status.privacy_budget.is_none() {
+                status.privacy_budget = Some(registry::budget(None, privacy));
+            }
+        }
+    }
+    let budget = status.privacy_budget.clone().unwrap_or_else(|| registry::budget(None, privacy));
+    let exhausted = registry::exhausted(&budget, privacy);
+    observed.push(match &exhausted {
+        Some(msg) => {
+            Observed::yes(conditions::PRIVACY_BUDGET_EXHAUSTED, "BudgetExhausted", msg.clone())
+        }
+        None => Observed::no(
+            conditions::PRIVACY_BUDGET_EXHAUSTED,
+            "BudgetAvailable",
+            format!(
+                "remaining epsilon {:.4} covers epsilonPerRun {:.4}",
+                budget.remaining_epsilon, privacy.epsilon_per_run
+            ),
+        ),
+    });
+
+    // 3. Children.
+    let inputs = RenderInputs { suspend_training: exhausted.is_some() };
+    let desired = render::render(&p, &inputs)?;
+    let mut workloads = Vec::new();
+    let mut applied = 0usize;
+    for d in &desired {
+        if d.resource.kind == "CronJob" && !ctx.cronjobs_supported {
+            continue;
+        }
+        let obj = apply_one(&ctx.client, d).await?;
+        applied += 1;
+        note_recreated(ctx, &p, d, &obj).await;
+        if d.resource.kind == "Deployment" || d.resource.kind == "StatefulSet" {
+            workloads.push(WorkloadStatus {
+                name: d.object.metadata.name.clone().unwrap_or_default(),
+                kind: d.resource.kind.clone(),
+                replicas: i32_at(&obj, &["spec", "replicas"]).unwrap_or(1),
+                ready_replicas: i32_at(&obj, &["status", "readyReplicas"]).unwrap_or(0),
+            });
+        }
+    }
+    status.workloads = workloads;
+
+    let deployments: Vec<&WorkloadStatus> =
+        status.workloads.iter().filter(|w| w.kind == "Deployment").collect();
+    let not_ready: Vec<String> = deployments
+        .iter()
+        .filter(|w| w.ready_replicas < w.replicas)
+        .map(|w| format!("{} {}/{} ready", w.name, w.ready_replicas, w.replicas))
+        .collect();
+    observed.push(if not_ready.is_empty() {
+        Observed::yes(
+            conditions::WORKLOADS_READY,
+            "AllReplicasReady",
+            format!("{} Deployments ready", deployments.len()),
+        )
+    } else {
+        Observed::no(conditions::WORKLOADS_READY, "ReplicasNotReady", not_ready.join(", "))
+    });
+
+    let mut backend_issues: Vec<String> = status
+        .workloads
+        .iter()
+        .filter(|w| w.kind == "StatefulSet" && w.ready_replicas < 1)
+        .map(|w| format!("managed backend {} has no ready replica", w.name))
+        .collect();
+    if let Some(e) = &registry_problem {
+        backend_issues.push(format!("model registry unreachable (spec.mongodb): {e}"));
+    }
+    observed.push(if backend_issues.is_empty() {
+        Observed::yes(
+            conditions::BACKENDS_READY,
+            "BackendsReady",
+            "managed backends ready and model registry reachable",
+        )
+    } else {
+        let reason = if registry_problem.is_some() {
+            "RegistryUnreachable"
+        } else {
+            "ManagedBackendNotReady"
+        };
+        Observed::no(conditions::BACKENDS_READY, reason, backend_issues.join("; "))
+    });
+
+    observed.push(if ctx.cronjobs_supported {
+        Observed::yes(
+            conditions::OFFLINE_JOBS_READY,
+            "CronJobsApplied",
+            if inputs.suspend_training {
+                "similarity CronJob scheduled; training CronJob suspended (privacy budget exhausted)"
+            } else {
+                "similarity and training CronJobs scheduled"
+            },
+        )
+    } else {
+        Observed::no(
+            conditions::OFFLINE_JOBS_READY,
+            "CronJobUnsupported",
+            "the API server does not serve batch/v1 CronJob (Kubernetes < 1.21): the similarity \
+             and training jobs are not created; everything else is reconciled. Use Kubernetes >= 1.30",
+        )
+    });
+
+    // 4. Kafka topics.
+    let topics = p.spec.kafka.topics.all();
+    let topic_result =
+        match TopicAdmin::new(&p.spec.kafka.bootstrap_servers, kafka_credentials.as_ref()) {
+            Ok(admin) => admin.ensure(&topics).await,
+            Err(e) => Err(e),
+        };
+    let mut topic_error = None;
+    match topic_result {
+        Ok(report) => {
+            status.topics = report.topics;
+            if !report.changes.is_empty() {
+                ctx.metrics.topic_changes.inc_by(report.changes.len() as u64);
+                publish(ctx, &p, EventType::Normal, "TopicsChanged", report.changes.join("; "))
+                    .await;
+            }
+            observed.push(Observed::yes(
+                conditions::TOPICS_READY,
+                "TopicsReady",
+                format!(
+                    "{} topics exist with the requested partitions and retention",
+                    status.topics.len()
+                ),
+            ));
+        }
+        Err(e) => {
+            observed.push(Observed::no(
+                conditions::TOPICS_READY,
+                "TopicError",
+                format!("spec.kafka: {e}"),
+            ));
+            topic_error = Some(e);
+        }
+    }
+
+    observed.push(conditions::ready(&observed));
+    status.conditions = conditions::merge(&previous.conditions, &observed, generation, &now);
+    if previous.observed_generation != generation {
+        publish(
+            ctx,
+            &p,
+            EventType::Normal,
+            "Applied",
+            format!("applied {applied} objects for generation {}", generation.unwrap_or(0)),
+        )
+        .await;
+    }
+    emit_transitions(ctx, &p, &previous, &status).await;
+    write_status(api, &p, &status).await?;
+    info!(applied, ready = %status.conditions.iter().any(|c| c.type_ == conditions::READY && c.status == "True"), "reconciled");
+    if let Some(e) = topic_error {
+        return Err(e.into());
+    }
+    Ok(Action::requeue(if secret_problems.is_empty() {
+        ctx.settings.requeue
+    } else {
+        ctx.settings.requeue.min(Duration::from_secs(15))
+    }))
+}
+
+/// Emits an event when a child was recreated (its uid changed since the last reconcile).
+async fn note_recreated(ctx: &Context, p: &AnalyticsPipeline, d: &Desired, obj: &DynamicObject) {
+    let (Some(uid), Some(pipeline_uid)) = (obj.metadata.uid.clone(), p.metadata.uid.clone()) else {
+        return;
+    };
+    let key = format!("{pipeline_uid}/{}", d.key());
+    let previous = match ctx.child_uids.lock() {
+        Ok(mut m) => m.insert(key, uid.clone()),
+        Err(_) => None,
+    };
+    if let Some(prev) = previous
+        && prev != uid
+    {
+        publish(
+            ctx,
+            p,
+            EventType::Normal,
+            "ChildRecreated",
+            format!("{} was missing and has been recreated", d.key()),
+        )
+        .await;
+    }
+}
+
+async fn emit_transitions(
+    ctx: &Context,
+    p: &AnalyticsPipeline,
+    before: &AnalyticsPipelineStatus,
+    after: &AnalyticsPipelineStatus,
+) {
+    for c in conditions::transitions(&before.conditions, &after.conditions) {
+        let bad = (c.type_ == conditions::PRIVACY_BUDGET_EXHAUSTED) == (c.status == "True");
+        publish(
+            ctx,
+            p,
+            if bad { EventType::Warning } else { EventType::Normal },
+            &format!("{}{}", c.type_, c.status),
+            c.message.clone(),
+        )
+        .await;
+    }
+}
+
+/// Runs on deletion (before the finalizer is removed): deletes topics when the spec asks.
+async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Error> {
+    if p.spec.kafka.delete_topics_on_deletion {
+        let names: Vec<String> =
+            p.spec.kafka.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
+        let admin = TopicAdmin::new(&p.spec.kafka.bootstrap_servers, None)?;
+        let deleted = admin.delete(&names).await?;
+        ctx.metrics.topic_changes.inc_by(deleted.len() as u64);
+        info!(?deleted, "deleted topics");
+        publish(
+            ctx,
+            &p,
+            EventType::Normal,
+            "TopicsDeleted",
+            format!("deleted topics {}", deleted.join(", ")),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+/// Runs the controller until `shutdown` resolves. `namespace` limits it to one namespace.
+pub async fn run_controller(
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let wc = watcher::Config::default();
+    let owned =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=shopstream-operator");
+    let mut controller = Controller::new(api::<AnalyticsPipeline>(&client, namespace), wc)
+        .owns(api::<ConfigMap>(&client, namespace), owned.clone())
+        .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
+        .owns(api::<Role>(&client, namespace), owned.clone())
+        .owns(api::<RoleBinding>(&client, namespace), owned.clone())
+        .owns(api::<Service>(&client, namespace), owned.clone())
+        .owns(api::<Deployment>(&client, namespace), owned.clone())
+        .owns(api::<StatefulSet>(&client, namespace), owned.clone());
+    if ctx.cronjobs_supported {
+        controller = controller.owns(api::<CronJob>(&client, namespace), owned);
+    }
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}

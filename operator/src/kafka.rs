@@ -1,0 +1,289 @@
+//! Kafka topics through the admin API: create, grow partitions, set retention, delete.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::crd::{TopicSpec, TopicStatus};
+
+/// Errors talking to the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The admin client could not be built (bad bootstrap or unsupported security settings).
+    #[error("cannot create a Kafka admin client: {0}")]
+    Client(#[source] KafkaError),
+    /// Metadata could not be read.
+    #[error("cannot read Kafka metadata from {bootstrap}: {source}")]
+    Metadata {
+        /// Bootstrap servers.
+        bootstrap: String,
+        /// Cause.
+        source: KafkaError,
+    },
+    /// An admin operation failed for one topic.
+    #[error("{operation} of topic {topic:?} failed: {code}")]
+    Operation {
+        /// What was attempted.
+        operation: &'static str,
+        /// Topic name.
+        topic: String,
+        /// Broker error code.
+        code: RDKafkaErrorCode,
+    },
+    /// An admin request failed as a whole.
+    #[error("{operation} request failed: {source}")]
+    Request {
+        /// What was attempted.
+        operation: &'static str,
+        /// Cause.
+        source: KafkaError,
+    },
+    /// The spec asks for something Kafka cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("metadata task failed: {0}")]
+    Join(String),
+}
+
+/// SASL credentials for the admin client.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// SASL username.
+    pub username: String,
+    /// SASL password.
+    pub password: String,
+}
+
+/// What [`TopicAdmin::ensure`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EnsureReport {
+    /// The topics as found after the changes.
+    pub topics: Vec<TopicStatus>,
+    /// Human-readable changes made (empty when nothing changed).
+    pub changes: Vec<String>,
+}
+
+/// A Kafka admin client for one bootstrap list.
+pub struct TopicAdmin {
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    bootstrap: String,
+    timeout: Duration,
+}
+
+impl TopicAdmin {
+    /// Connects lazily to `bootstrap` (comma-separated `host:port`).
+    pub fn new(bootstrap: &str, credentials: Option<&Credentials>) -> Result<Self, TopicError> {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap)
+            .set("client.id", "shopstream-operator")
+            .set("socket.timeout.ms", "10000");
+        if let Some(c) = credentials {
+            cfg.set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanism", "PLAIN")
+                .set("sasl.username", &c.username)
+                .set("sasl.password", &c.password);
+        }
+        let admin = Arc::new(cfg.create().map_err(TopicError::Client)?);
+        Ok(TopicAdmin { admin, bootstrap: bootstrap.to_string(), timeout: Duration::from_secs(10) })
+    }
+
+    fn opts(&self) -> AdminOptions {
+        AdminOptions::new().operation_timeout(Some(self.timeout))
+    }
+
+    /// Partition counts of the named topics (`None` for a topic that does not exist).
+    pub async fn partitions(&self, names: &[String]) -> Result<Vec<Option<i32>>, TopicError> {
+        // librdkafka's metadata call blocks; run it off the async workers.
+        let admin = Arc::clone(&self.admin);
+        let timeout = self.timeout;
+        let names_owned = names.to_vec();
+        let bootstrap = self.bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            let md = admin
+                .inner()
+                .fetch_metadata(None, timeout)
+                .map_err(|source| TopicError::Metadata { bootstrap, source })?;
+            Ok(names_owned
+                .iter()
+                .map(|n| {
+                    md.topics()
+                        .iter()
+                        .find(|t| t.name() == n && t.error().is_none())
+                        .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| TopicError::Join(e.to_string()))?
+    }
+
+    /// Creates missing topics, grows partitions, and sets `retention.ms` where it differs.
+    pub async fn ensure(&self, topics: &[(&str, &TopicSpec)]) -> Result<EnsureReport, TopicError> {
+        let names: Vec<String> = topics.iter().map(|(_, t)| t.name.clone()).collect();
+        let current = self.partitions(&names).await?;
+        let mut changes = Vec::new();
+
+        // Create what is missing.
+        let retention: Vec<String> =
+            topics.iter().map(|(_, t)| t.retention_ms.to_string()).collect();
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            .zip(&current)
+            .zip(&retention)
+            .filter(|((_, cur), _)| cur.is_none())
+            .map(|(((_, t), _), ret)| {
+                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication_factor))
+                    .set("retention.ms", ret)
+            })
+            .collect();
+        if !new_topics.is_empty() {
+            let results = self
+                .admin
+                .create_topics(&new_topics, &self.opts())
+                .await
+                .map_err(|source| TopicError::Request { operation: "CreateTopics", source })?;
+            for r in results {
+                match r {
+                    Ok(name) => changes.push(format!("created topic {name}")),
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((topic, code)) => {
+                        return Err(TopicError::Operation { operation: "creation", topic, code });
+                    }
+                }
+            }
+        }
+
+        // Grow partitions; shrinking is impossible in Kafka.
+        let mut grow = Vec::new();
+        for ((_, t), cur) in topics.iter().zip(&current) {
+            if let Some(cur) = *cur {
+                if cur > t.partitions {
+                    return Err(TopicError::Unsupported(format!(
+                        "topic {:?} has {cur} partitions; Kafka cannot shrink it to {}",
+                        t.name, t.partitions
+                    )));
+                }
+                if cur < t.partitions {
+                    let count = usize::try_from(t.partitions).unwrap_or(0);
+                    grow.push((NewPartitions::new(&t.name, count), cur, t.partitions));
+                }
+            }
+        }
+        if !grow.is_empty() {
+            let parts: Vec<&NewPartitions<'_>> = grow.iter().map(|(p, _, _)| p).collect();
+            let results =
+                self.admin.create_partitions(parts, &self.opts()).await.map_err(|source| {
+                    TopicError::Request { operation: "CreatePartitions", source }
+                })?;
+            for (r, (_, from, to)) in results.into_iter().zip(&grow) {
+                match r {
+                    Ok(name) => {
+                        changes.push(format!("grew topic {name} from {from} to {to} partitions"))
+                    }
+                    Err((topic, code)) => {
+                        return Err(TopicError::Operation {
+                            operation: "partition increase",
+                            topic,
+                            code,
+                        });
+                    }
+                }
+            }
+        }
+
+        // Retention of topics that existed before (new ones got it at creation).
+        let existing: Vec<(&TopicSpec, &String)> = topics
+            .iter()
+            .zip(&current)
+            .zip(&retention)
+            .filter(|((_, cur), _)| cur.is_some())
+            .map(|(((_, t), _), r)| (*t, r))
+            .collect();
+        if !existing.is_empty() {
+            let specs: Vec<ResourceSpecifier<'_>> =
+                existing.iter().map(|(t, _)| ResourceSpecifier::Topic(&t.name)).collect();
+            let described =
+                self.admin.describe_configs(&specs, &self.opts()).await.map_err(|source| {
+                    TopicError::Request { operation: "DescribeConfigs", source }
+                })?;
+            let mut alter = Vec::new();
+            for ((t, want), d) in existing.iter().zip(described) {
+                let have = d.ok().and_then(|c| c.get("retention.ms").and_then(|e| e.value.clone()));
+                if have.as_deref() != Some(want.as_str()) {
+                    alter.push((
+                        AlterConfig::new(ResourceSpecifier::Topic(&t.name))
+                            .set("retention.ms", want),
+                        t.name.clone(),
+                        have,
+                        (*want).clone(),
+                    ));
+                }
+            }
+            if !alter.is_empty() {
+                let cfgs: Vec<&AlterConfig<'_>> = alter.iter().map(|(a, ..)| a).collect();
+                let results =
+                    self.admin.alter_configs(cfgs, &self.opts()).await.map_err(|source| {
+                        TopicError::Request { operation: "AlterConfigs", source }
+                    })?;
+                for (r, (_, name, from, to)) in results.into_iter().zip(&alter) {
+                    match r {
+                        Ok(_) => changes.push(format!(
+                            "set retention.ms of {name} from {} to {to}",
+                            from.as_deref().unwrap_or("unset")
+                        )),
+                        Err((_, code)) => {
+                            return Err(TopicError::Operation {
+                                operation: "retention update",
+                                topic: name.clone(),
+                                code,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+
+        let after = if changes.is_empty() { current } else { self.partitions(&names).await? };
+        let mut out = Vec::new();
+        for ((role, t), parts) in topics.iter().zip(after) {
+            let Some(partitions) = parts else {
+                return Err(TopicError::Unsupported(format!(
+                    "topic {:?} is still missing after creation",
+                    t.name
+                )));
+            };
+            out.push(TopicStatus { role: (*role).to_string(), name: t.name.clone(), partitions });
+        }
+        Ok(EnsureReport { topics: out, changes })
+    }
+
+    /// Deletes the named topics; topics that do not exist are not an error.
+    pub async fn delete(&self, names: &[String]) -> Result<Vec<String>, TopicError> {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let results = self
+            .admin
+            .delete_topics(&refs, &self.opts())
+            .await
+            .map_err(|source| TopicError::Request { operation: "DeleteTopics", source })?;
+        let mut deleted = Vec::new();
+        for r in results {
+            match r {
+                Ok(name) => deleted.push(name),
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((topic, code)) => {
+                    return Err(TopicError::Operation { operation: "deletion", topic, code });
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
