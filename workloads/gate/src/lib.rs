@@ -1,0 +1,672 @@
+//! The security gate (`shopstream gate`): raw sessions from Kafka are checked against the
+//! schema and the known-user rule in Redis, then routed to the valid, suspicious or
+//! dead-letter topic, replay-safe.
+//!
+//! Per poll batch (up to `--max-batch` records):
+//!
+//! 1. every record is parsed with [`shopstream_schema::parse_session`]; failures become
+//!    dead-letter records ([`outputs::dead_letter`]);
+//! 2. one Lua script call ([`state::GateState::apply`]) decides every parsed session with the
+//!    rule of [`rules`] and records, atomically: Bloom filter of known users, HyperLogLog of
+//!    users, per-user session counts, and the verdict per `sessionId`. A `sessionId` that
+//!    already has a verdict keeps it and counts nothing, so replays are no-ops;
+//! 3. every output is produced (keyed by `userId`, original bytes) and the gate waits for the
+//!    broker to acknowledge all of them;
+//! 4. only then the batch's offsets are committed.
+//!
+//! A crash anywhere before 4 re-delivers the batch: Redis answers with the recorded verdicts
+//! and the outputs are produced again byte for byte (at-least-once delivery with identical
+//! records, which keyed upserts downstream absorb). Redis or Kafka outages are retried with
+//! exponential backoff; nothing is committed that was not fully processed. SIGTERM finishes
+//! the current batch, commits and exits.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod consume;
+pub mod ops;
+pub mod outputs;
+pub mod rules;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::future::join_all;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use shopstream_kafka::{KafkaArgs, TopicSpec};
+use shopstream_schema::{SchemaError, Session, parse_session};
+use shopstream_telemetry::Health;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::ops::Backoff;
+use crate::outputs::{InRecord, OutRecord, Route, dead_letter, session_output};
+use crate::rules::{RuleConfig, Verdict, risk};
+use crate::state::{BatchItem, GateState, StateConfig};
+
+/// Configuration of `shopstream gate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Consumer group of the gate replicas.
+    #[arg(long, env = "SHOPSTREAM_GATE_GROUP", default_value = "shopstream-gate")]
+    pub group: String,
+    /// Topic of raw sessions.
+    #[arg(long, env = "SHOPSTREAM_TOPIC_RAW", default_value = "sessions.raw")]
+    pub input_topic: String,
+    /// Topic of valid sessions.
+    #[arg(long, env = "SHOPSTREAM_TOPIC_VALID", default_value = "sessions.valid")]
+    pub valid_topic: String,
+    /// Topic of suspicious sessions.
+    #[arg(long, env = "SHOPSTREAM_TOPIC_SUSPICIOUS", default_value = "sessions.suspicious")]
+    pub suspicious_topic: String,
+    /// Dead-letter topic for records that fail the schema.
+    #[arg(long, env = "SHOPSTREAM_TOPIC_DEAD_LETTER", default_value = "sessions.dead-letter")]
+    pub dead_letter_topic: String,
+    /// Redis URL (needs the RedisBloom module).
+    #[arg(long, env = "SHOPSTREAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix of the gate's Redis keys (all keys share the hash tag `{prefix}`).
+    #[arg(long, env = "SHOPSTREAM_GATE_REDIS_PREFIX", default_value = "shopstream:gate")]
+    pub redis_prefix: String,
+    /// False-positive rate of the Bloom filter of known users (0 < rate < 1).
+    #[arg(long, env = "SHOPSTREAM_GATE_BLOOM_ERROR_RATE", default_value_t = 0.001)]
+    pub bloom_error_rate: f64,
+    /// Capacity of the Bloom filter (users) before it adds a layer.
+    #[arg(long, env = "SHOPSTREAM_GATE_BLOOM_CAPACITY", default_value_t = 1_000_000)]
+    pub bloom_capacity: u64,
+    /// Seconds a day's verdicts are kept after their last write (0 = forever). Keep it above
+    /// the raw topic's retention: replays older than this are counted again.
+    #[arg(long, env = "SHOPSTREAM_GATE_VERDICT_TTL_SECS", default_value_t = 8 * 24 * 3600)]
+    pub verdict_ttl_secs: u64,
+    /// Flag sessions of new users with an `unknown` device type.
+    #[arg(long, env = "SHOPSTREAM_GATE_FLAG_UNKNOWN_DEVICE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub flag_unknown_device: bool,
+    /// Flag sessions of new users with an `unknown` referrer.
+    #[arg(long, env = "SHOPSTREAM_GATE_FLAG_UNKNOWN_REFERRER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub flag_unknown_referrer: bool,
+    /// Most records per batch (one Redis script call and one commit per batch).
+    #[arg(long, env = "SHOPSTREAM_GATE_MAX_BATCH", default_value_t = 5000)]
+    pub max_batch: usize,
+    /// Longest wait (ms) for a batch to fill once its first record arrived.
+    #[arg(long, env = "SHOPSTREAM_GATE_BATCH_LINGER_MS", default_value_t = 20)]
+    pub batch_linger_ms: u64,
+    /// Largest dead-letter payload in bytes; longer originals are cut (and marked).
+    #[arg(long, env = "SHOPSTREAM_GATE_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
+    pub max_dead_letter_bytes: usize,
+    /// Address of the metrics/health endpoint.
+    #[arg(long, env = "SHOPSTREAM_GATE_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    pub metrics_addr: SocketAddr,
+    /// Partitions of the output topics when the gate has to create them.
+    #[arg(long, env = "SHOPSTREAM_GATE_OUTPUT_PARTITIONS", default_value_t = 6)]
+    pub output_partitions: i32,
+    /// First retry delay (ms) when Redis or Kafka fails; doubles up to the maximum.
+    #[arg(long, env = "SHOPSTREAM_RETRY_INITIAL_MS", default_value_t = 100)]
+    pub retry_initial_ms: u64,
+    /// Longest retry delay (ms).
+    #[arg(long, env = "SHOPSTREAM_RETRY_MAX_MS", default_value_t = 10_000)]
+    pub retry_max_ms: u64,
+}
+
+/// A configuration error found at start-up.
+#[derive(Debug, Error, PartialEq)]
+#[error("invalid gate configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl GateArgs {
+    /// Checks the configuration; the message names the offending option.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if !(self.bloom_error_rate > 0.0 && self.bloom_error_rate < 1.0) {
+            return err(format!("--bloom-error-rate {} is not in (0, 1)", self.bloom_error_rate));
+        }
+        if self.bloom_capacity == 0 {
+            return err("--bloom-capacity must be positive".into());
+        }
+        if !(1..=100_000).contains(&self.max_batch) {
+            return err(format!("--max-batch {} is not in 1..=100000", self.max_batch));
+        }
+        if self.max_dead_letter_bytes < 1024 {
+            return err("--max-dead-letter-bytes must be at least 1024".into());
+        }
+        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
+            return err("need 0 < --retry-initial-ms <= --retry-max-ms".into());
+        }
+        if self.kafka.bootstrap.trim().is_empty() || self.group.trim().is_empty() {
+            return err("--kafka-bootstrap and --group must not be empty".into());
+        }
+        if self.output_partitions < 1 {
+            return err("--output-partitions must be at least 1".into());
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(['{', '}']) {
+            return err("--redis-prefix must be non-empty and without braces".into());
+        }
+        let topics = [
+            ("--input-topic", &self.input_topic),
+            ("--valid-topic", &self.valid_topic),
+            ("--suspicious-topic", &self.suspicious_topic),
+            ("--dead-letter-topic", &self.dead_letter_topic),
+        ];
+        for (i, (name, t)) in topics.iter().enumerate() {
+            if t.trim().is_empty() {
+                return err(format!("{name} must not be empty"));
+            }
+            if let Some((other, _)) = topics[..i].iter().find(|(_, u)| u == t) {
+                return err(format!("{name} and {other} are both {t:?}; they must differ"));
+            }
+        }
+        Ok(())
+    }
+
+    fn rule(&self) -> RuleConfig {
+        RuleConfig {
+            flag_unknown_device: self.flag_unknown_device,
+            flag_unknown_referrer: self.flag_unknown_referrer,
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(
+            Duration::from_millis(self.retry_initial_ms),
+            Duration::from_millis(self.retry_max_ms),
+        )
+    }
+}
+
+/// Running totals of one gate process (also exported as metrics).
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Records consumed and fully processed (committed or about to be).
+    pub records_in: AtomicU64,
+    /// Records routed to the valid topic.
+    pub valid: AtomicU64,
+    /// Records routed to the suspicious topic.
+    pub suspicious: AtomicU64,
+    /// Records routed to the dead-letter topic.
+    pub dead_letter: AtomicU64,
+    /// Sessions whose verdict was already recorded (replays/duplicates).
+    pub replayed: AtomicU64,
+    /// Batches completed.
+    pub batches: AtomicU64,
+}
+
+impl Totals {
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+struct GateMetrics {
+    records_in: IntCounter,
+    records_out: IntCounterVec,
+    records_failed: IntCounterVec,
+    verdicts: IntCounterVec,
+    replayed: IntCounter,
+    batch_seconds: Histogram,
+    retries: IntCounterVec,
+}
+
+impl GateMetrics {
+    fn new(registry: &Registry) -> Result<GateMetrics, prometheus::Error> {
+        let m = GateMetrics {
+            records_in: IntCounter::new(
+                "shopstream_gate_records_in_total",
+                "Records consumed from the raw topic and fully processed",
+            )?,
+            records_out: IntCounterVec::new(
+                Opts::new("shopstream_gate_records_out_total", "Records produced, by output"),
+                &["output"],
+            )?,
+            records_failed: IntCounterVec::new(
+                Opts::new(
+                    "shopstream_gate_records_failed_total",
+                    "Records that failed the schema (sent to the dead-letter topic), by reason",
+                ),
+                &["reason"],
+            )?,
+            verdicts: IntCounterVec::new(
+                Opts::new("shopstream_gate_verdicts_total", "Session verdicts, by reason"),
+                &["reason"],
+            )?,
+            replayed: IntCounter::new(
+                "shopstream_gate_replayed_total",
+                "Sessions that already had a recorded verdict (replays, duplicates)",
+            )?,
+            batch_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "shopstream_gate_batch_seconds",
+                    "Time to process one batch (parse, Redis, produce+ack, commit)",
+                )
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 16)?),
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new("shopstream_gate_retries_total", "Failed attempts that were retried"),
+                &["operation"],
+            )?,
+        };
+        registry.register(Box::new(m.records_in.clone()))?;
+        registry.register(Box::new(m.records_out.clone()))?;
+        registry.register(Box::new(m.records_failed.clone()))?;
+        registry.register(Box::new(m.verdicts.clone()))?;
+        registry.register(Box::new(m.replayed.clone()))?;
+        registry.register(Box::new(m.batch_seconds.clone()))?;
+        registry.register(Box::new(m.retries.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Errors that stop the gate (everything transient is retried instead).
+#[derive(Debug, Error)]
+pub enum GateError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A Kafka client could not be created.
+    #[error(transparent)]
+    KafkaClient(#[from] shopstream_kafka::Error),
+    /// The consumer could not subscribe.
+    #[error("kafka subscribe: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The Redis client could not be created (bad URL).
+    #[error("redis setup: {0}")]
+    State(#[from] state::StateError),
+    /// Metrics could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// The gate: one consumer, one producer, one Redis connection.
+pub struct Gate {
+    args: GateArgs,
+    rule: RuleConfig,
+    consumer: Arc<StreamConsumer>,
+    producer: FutureProducer,
+    state: GateState,
+    metrics: GateMetrics,
+    totals: Arc<Totals>,
+    ready: Health,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("args", &self.args).finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Builds the gate (validates the configuration, creates clients, registers metrics);
+    /// contacts no server yet.
+    pub fn new(args: GateArgs, registry: &Registry) -> Result<Gate, GateError> {
+        args.validate()?;
+        let consumer = args.kafka.consumer(&args.group, "shopstream-gate")?;
+        let producer = args.kafka.producer("shopstream-gate")?;
+        let state = GateState::new(
+            &args.redis_url,
+            StateConfig {
+                prefix: args.redis_prefix.clone(),
+                bloom_error_rate: args.bloom_error_rate,
+                bloom_capacity: args.bloom_capacity,
+                verdict_ttl: Duration::from_secs(args.verdict_ttl_secs),
+            },
+        )?;
+        Ok(Gate {
+            rule: args.rule(),
+            consumer: Arc::new(consumer),
+            producer,
+            state,
+            metrics: GateMetrics::new(registry)?,
+            totals: Arc::new(Totals::default()),
+            ready: Health::new(),
+            args,
+        })
+    }
+
+    /// Live totals, readable while the gate runs.
+    pub fn totals(&self) -> Arc<Totals> {
+        self.totals.clone()
+    }
+
+    /// The readiness flag served on `/readyz`.
+    pub fn health(&self) -> Health {
+        self.ready.clone()
+    }
+
+    /// Runs until `cancel` fires: then finishes the batch in hand (unless a service is down,
+    /// in which case the batch is left uncommitted for the next run), and returns.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), GateError> {
+        let mut backoff = self.args.backoff();
+        loop {
+            match self.state.init().await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis not ready; retrying");
+                    self.metrics.retries.with_label_values(&["redis"]).inc();
+                    if !backoff.wait(&cancel).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let specs: Vec<TopicSpec> =
+            [&self.args.valid_topic, &self.args.suspicious_topic, &self.args.dead_letter_topic]
+                .into_iter()
+                .map(|t| TopicSpec::new(t.as_str(), self.args.output_partitions))
+                .collect();
+        if let Err(e) = self.args.kafka.ensure_topics(&specs).await {
+            // Topics may be managed elsewhere (e.g. KafkaTopic resources) without admin rights
+            // for us; producing will tell if they are really missing.
+            tracing::warn!(error = %e, "could not ensure the output topics");
+        }
+        self.consumer.subscribe(&[&self.args.input_topic])?;
+        self.ready.set_ready(true);
+        tracing::info!(topic = %self.args.input_topic, group = %self.args.group, "gate started");
+
+        let mut backoff = self.args.backoff();
+        while !cancel.is_cancelled() {
+            let polled = consume::poll_batch(
+                &self.consumer,
+                self.args.max_batch,
+                Duration::from_millis(self.args.batch_linger_ms),
+                &cancel,
+            )
+            .await;
+            let batch = match polled {
+                Ok(b) => {
+                    backoff.reset();
+                    b
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka consume failed; retrying");
+                    self.metrics.retries.with_label_values(&["kafka_consume"]).inc();
+                    self.ready.set_ready(false);
+                    if !backoff.wait(&cancel).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if !self.process(&batch, &cancel).await {
+                tracing::info!(
+                    records = batch.len(),
+                    "stopping with an unfinished batch; it was not committed and will be re-read"
+                );
+                break;
+            }
+        }
+        self.ready.set_ready(false);
+        let _ = self.producer.flush(Duration::from_secs(10));
+        self.consumer.unsubscribe();
+        tracing::info!(
+            records_in = Totals::get(&self.totals.records_in),
+            valid = Totals::get(&self.totals.valid),
+            suspicious = Totals::get(&self.totals.suspicious),
+            dead_letter = Totals::get(&self.totals.dead_letter),
+            "gate stopped"
+        );
+        Ok(())
+    }
+
+    /// Processes one batch to the end (commit); `false` if cancelled before it could finish.
+    async fn process(&mut self, batch: &[InRecord], cancel: &CancellationToken) -> bool {
+        let started = Instant::now();
+        let parsed: Vec<Result<Session, Option<SchemaError>>> = batch
+            .iter()
+            .map(|r| match &r.payload {
+                Some(p) => parse_session(p).map_err(Some),
+                None => Err(None),
+            })
+            .collect();
+        let items: Vec<BatchItem<'_>> = parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|s| BatchItem {
+                session_id: &s.session_id,
+                user_id: &s.user_id,
+                risk: risk(s, &self.rule),
+                day: s.session_timestamp.date().to_string(),
+            })
+            .collect();
+
+        let mut backoff = self.args.backoff();
+        let decisions = loop {
+            match self.state.apply(&items).await {
+                Ok(d) => break d,
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt = backoff.attempts(), "redis batch failed; retrying");
+                    self.metrics.retries.with_label_values(&["redis"]).inc();
+                    self.ready.set_ready(false);
+                    if !backoff.wait(cancel).await {
+                        return false;
+                    }
+                }
+            }
+        };
+
+        let topic = self.args.input_topic.as_str();
+        let mut outs: Vec<OutRecord<'_>> = Vec::with_capacity(batch.len());
+        let mut decision = decisions.iter();
+        let mut replayed = 0u64;
+        for (rec, p) in batch.iter().zip(&parsed) {
+            match p {
+                Ok(s) => {
+                    let Some(d) = decision.next() else { unreachable!("one decision per session") };
+                    replayed += u64::from(d.replayed);
+                    if !d.replayed {
+                        self.metrics.verdicts.with_label_values(&[d.verdict.reason()]).inc();
+                    }
+                    outs.push(session_output(topic, rec, &s.user_id, d.verdict));
+                }
+                Err(e) => {
+                    let reason = e.as_ref().map_or(outputs::REASON_EMPTY, SchemaError::reason);
+                    self.metrics.records_failed.with_label_values(&[reason]).inc();
+                    outs.push(dead_letter(topic, rec, e.as_ref(), self.args.max_dead_letter_bytes));
+                }
+            }
+        }
+
+        if !self.produce_all(&outs, cancel).await {
+            return false;
+        }
+        self.commit(batch).await;
+        self.ready.set_ready(true);
+
+        let mut counts = [0u64; 3];
+        for o in &outs {
+            counts[o.route as usize] += 1;
+        }
+        for (route, n) in [Route::Valid, Route::Suspicious, Route::DeadLetter].iter().zip(counts) {
+            self.metrics.records_out.with_label_values(&[route.label()]).inc_by(n);
+        }
+        self.metrics.records_in.inc_by(batch.len() as u64);
+        self.metrics.replayed.inc_by(replayed);
+        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        let t = &self.totals;
+        t.valid.fetch_add(counts[Route::Valid as usize], Ordering::Relaxed);
+        t.suspicious.fetch_add(counts[Route::Suspicious as usize], Ordering::Relaxed);
+        t.dead_letter.fetch_add(counts[Route::DeadLetter as usize], Ordering::Relaxed);
+        t.replayed.fetch_add(replayed, Ordering::Relaxed);
+        t.batches.fetch_add(1, Ordering::Relaxed);
+        t.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        true
+    }
+
+    fn topic_of(&self, route: Route) -> &str {
+        match route {
+            Route::Valid => &self.args.valid_topic,
+            Route::Suspicious => &self.args.suspicious_topic,
+            Route::DeadLetter => &self.args.dead_letter_topic,
+        }
+    }
+
+    /// Produces every output and waits for the broker's acknowledgements; failed ones are
+    /// retried with backoff. `false` if cancelled before all were acknowledged.
+    async fn produce_all(&self, outs: &[OutRecord<'_>], cancel: &CancellationToken) -> bool {
+        let mut pending: Vec<usize> = (0..outs.len()).collect();
+        let mut backoff = self.args.backoff();
+        loop {
+            let mut futures = Vec::with_capacity(pending.len());
+            let mut failed = Vec::new();
+            let mut first_error: Option<String> = None;
+            for &i in &pending {
+                match self.send(&outs[i]).await {
+                    Ok(f) => futures.push(async move { (i, f.await) }),
+                    Err(e) => {
+                        first_error.get_or_insert_with(|| e.to_string());
+                        failed.push(i);
+                    }
+                }
+            }
+            for (i, result) in join_all(futures).await {
+                match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => {
+                        first_error.get_or_insert_with(|| e.to_string());
+                        failed.push(i);
+                    }
+                    Err(_) => {
+                        first_error.get_or_insert_with(|| "delivery report lost".to_string());
+                        failed.push(i);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return true;
+            }
+            tracing::warn!(
+                failed = failed.len(),
+                error = first_error.as_deref().unwrap_or("?"),
+                "produce failed; retrying"
+            );
+            self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
+            self.ready.set_ready(false);
+            failed.sort_unstable();
+            pending = failed;
+            if !backoff.wait(cancel).await {
+                return false;
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        out: &OutRecord<'_>,
+    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(out.headers.len());
+        for (k, v) in &out.headers {
+            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(self.topic_of(out.route)).payload(out.payload).headers(headers);
+        if let Some(k) = out.key {
+            record = record.key(k);
+        }
+        loop {
+            match self.producer.send_result(record) {
+                Ok(f) => return Ok(f),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    async fn commit(&self, batch: &[InRecord]) {
+        if let Err(e) = consume::commit_batch(&self.consumer, &self.args.input_topic, batch).await {
+            // After a rebalance the partition belongs to another replica, which re-reads the
+            // batch; the recorded verdicts make that a no-op.
+            tracing::warn!(error = %e, "offset commit failed; the batch may be re-read");
+            self.metrics.retries.with_label_values(&["kafka_commit"]).inc();
+        }
+    }
+}
+
+/// `shopstream gate`: runs the gate with metrics on `--metrics-addr` until SIGTERM/SIGINT.
+pub async fn run(args: GateArgs) -> anyhow::Result<()> {
+    let cancel = ops::shutdown_on_signals();
+    let registry = Registry::new();
+    let addr = args.metrics_addr;
+    let gate = Gate::new(args, &registry).context("starting the gate")?;
+    shopstream_telemetry::serve(addr, registry, gate.health())
+        .await
+        .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+    gate.run(cancel).await?;
+    Ok(())
+}
+
+/// Verdict of a session under this gate's key layout, for tests and reports: reads the
+/// recorded verdict of `session` (`None` if never seen).
+pub async fn recorded_verdict(
+    redis_url: &str,
+    prefix: &str,
+    session: &Session,
+) -> Result<Option<Verdict>, state::StateError> {
+    let client = redis::Client::open(redis_url)?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let key = state::Keys::new(prefix).verdicts(&session.session_timestamp.date().to_string());
+    let v: Option<String> =
+        redis::cmd("HGET").arg(key).arg(&session.session_id).query_async(&mut con).await?;
+    Ok(v.as_deref().and_then(Verdict::decode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gate: GateArgs,
+    }
+
+    fn args(extra: &[&str]) -> Result<GateArgs, clap::Error> {
+        let mut v = vec!["gate"];
+        v.extend_from_slice(extra);
+        Cli::try_parse_from(v).map(|c| c.gate)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let a = args(&[]).unwrap();
+        a.validate().unwrap();
+        assert_eq!(a.rule(), RuleConfig::default());
+        assert_eq!(a.max_batch, 5000);
+    }
+
+    #[test]
+    fn rule_switches_parse() {
+        let a = args(&["--flag-unknown-referrer", "false"]).unwrap();
+        assert_eq!(
+            a.rule(),
+            RuleConfig { flag_unknown_device: true, flag_unknown_referrer: false }
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = args(&["--bloom-error-rate", "1.5"]).unwrap().validate().unwrap_err();
+        assert!(e.0.contains("--bloom-error-rate"), "{e}");
+        let e = args(&["--valid-topic", "sessions.raw"]).unwrap().validate().unwrap_err();
+        assert!(e.0.contains("--valid-topic") && e.0.contains("--input-topic"), "{e}");
+        let e = args(&["--max-batch", "0"]).unwrap().validate().unwrap_err();
+        assert!(e.0.contains("--max-batch"), "{e}");
+        let e = args(&["--redis-prefix", "a{b}"]).unwrap().validate().unwrap_err();
+        assert!(e.0.contains("--redis-prefix"), "{e}");
+        assert!(args(&["--metrics-addr", "nope"]).is_err());
+    }
+}

@@ -1,0 +1,271 @@
+//! The gate's state in Redis, applied one batch at a time by a Lua script (`EVALSHA`).
+//!
+//! # Keys
+//!
+//! With the configured prefix `P` (default `shopstream:gate`), all keys share the hash tag
+//! `{P}` so that a Redis Cluster keeps them in one slot (a script may only touch one slot):
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `{P}:bloom` | RedisBloom filter | users that passed at least once |
+//! | `{P}:users` | HyperLogLog | every user with a counted session |
+//! | `{P}:sessions-per-user` | hash | `userId` -> number of distinct sessions |
+//! | `{P}:verdicts:<YYYY-MM-DD>` | hash | `sessionId` -> `v` or `s:<reason>`, per session day |
+//!
+//! A verdict hash is keyed by the day of the session's own `sessionTimestamp`, so a replay
+//! finds it again, and it expires `verdict_ttl` after its last write (0 keeps it forever). The
+//! replay guarantee holds while the verdicts are kept: set the TTL above the retention of the
+//! raw topic. Redis must persist (AOF) in production: a Redis that loses its data forgets the
+//! users and verdicts like any other store would.
+//!
+//! # Atomicity
+//!
+//! One script call per batch reads the recorded verdicts, the Bloom filter, decides in order
+//! and writes everything. Redis runs a script without interleaving other commands, and the
+//! script checks every key's type before its first write, so a batch is applied completely or
+//! not at all. A script whose reply is lost (connection dropped after it ran) is simply run
+//! again: the second run finds the verdicts recorded and changes nothing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Script};
+use thiserror::Error;
+
+use crate::rules::{Risk, Verdict};
+
+const SCRIPT: &str = include_str!("gate.lua");
+
+/// Errors of the Redis side.
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// Redis could not be reached or the command failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The script replied with something that is not a verdict.
+    #[error("redis script returned an unexpected reply: {0}")]
+    BadReply(String),
+}
+
+/// Bloom filter sizing and verdict retention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// Key prefix `P` (keys are `{P}:…`).
+    pub prefix: String,
+    /// Bloom filter false-positive rate, in (0, 1).
+    pub bloom_error_rate: f64,
+    /// Bloom filter capacity (users) before it grows a new layer.
+    pub bloom_capacity: u64,
+    /// How long a verdict hash lives after its last write; zero keeps it forever.
+    pub verdict_ttl: Duration,
+}
+
+/// One session's input to the batch script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchItem<'a> {
+    /// The session id.
+    pub session_id: &'a str,
+    /// The user id.
+    pub user_id: &'a str,
+    /// The session's risk under the rule, if any.
+    pub risk: Option<Risk>,
+    /// The session's day, `YYYY-MM-DD` (selects the verdict hash).
+    pub day: String,
+}
+
+/// The script's answer for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The verdict (recorded earlier when `replayed`).
+    pub verdict: Verdict,
+    /// The sessionId had a recorded verdict (a replay or a duplicate): nothing was counted.
+    pub replayed: bool,
+}
+
+/// Names of the gate's keys under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// The Bloom filter of known users.
+    pub bloom: String,
+    /// The HyperLogLog of unique users.
+    pub users: String,
+    /// The hash of session counts per user.
+    pub sessions_per_user: String,
+    verdict_prefix: String,
+}
+
+impl Keys {
+    /// The keys under prefix `P`.
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            bloom: format!("{{{prefix}}}:bloom"),
+            users: format!("{{{prefix}}}:users"),
+            sessions_per_user: format!("{{{prefix}}}:sessions-per-user"),
+            verdict_prefix: format!("{{{prefix}}}:verdicts:"),
+        }
+    }
+
+    /// The verdict hash of one day (`YYYY-MM-DD`).
+    pub fn verdicts(&self, day: &str) -> String {
+        format!("{}{day}", self.verdict_prefix)
+    }
+}
+
+/// A connection to the gate's state.
+pub struct GateState {
+    client: Client,
+    con: Option<MultiplexedConnection>,
+    script: Script,
+    config: StateConfig,
+    keys: Keys,
+}
+
+impl std::fmt::Debug for GateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateState").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl GateState {
+    /// Prepares a client for `url` (nothing is contacted yet).
+    pub fn new(url: &str, config: StateConfig) -> Result<GateState, StateError> {
+        let client = Client::open(url)?;
+        let keys = Keys::new(&config.prefix);
+        Ok(GateState { client, con: None, script: Script::new(SCRIPT), config, keys })
+    }
+
+    /// The key names.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    async fn con(&mut self) -> Result<&mut MultiplexedConnection, StateError> {
+        if self.con.is_none() {
+            let cfg = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(5)))
+                .set_response_timeout(Some(Duration::from_secs(30)));
+            let con = self.client.get_multiplexed_async_connection_with_config(&cfg).await?;
+            self.con = Some(con);
+        }
+        match self.con.as_mut() {
+            Some(con) => Ok(con),
+            None => unreachable!("connection was just set"),
+        }
+    }
+
+    fn on_error<T>(&mut self, r: Result<T, StateError>) -> Result<T, StateError> {
+        if let Err(StateError::Redis(e)) = &r
+            && (e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+                || e.is_unrecoverable_error())
+        {
+            self.con = None;
+        }
+        r
+    }
+
+    /// Creates the Bloom filter with the configured error rate and capacity if it does not
+    /// exist yet, loads the script, and checks that the module answers. Call at start-up.
+    pub async fn init(&mut self) -> Result<(), StateError> {
+        let r = self.init_inner().await;
+        self.on_error(r)
+    }
+
+    async fn init_inner(&mut self) -> Result<(), StateError> {
+        let bloom = self.keys.bloom.clone();
+        let (rate, cap) = (self.config.bloom_error_rate, self.config.bloom_capacity);
+        let script = self.script.clone();
+        let con = self.con().await?;
+        let exists: bool = redis::cmd("EXISTS").arg(&bloom).query_async(con).await?;
+        if !exists {
+            let r: Result<(), _> =
+                redis::cmd("BF.RESERVE").arg(&bloom).arg(rate).arg(cap).query_async(con).await;
+            match r {
+                Ok(()) => {
+                    tracing::info!(key = %bloom, rate, capacity = cap, "reserved Bloom filter")
+                }
+                // Another replica reserved it in between.
+                Err(e) if e.to_string().contains("exists") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let _: redis::Value = redis::cmd("BF.INFO").arg(&bloom).query_async(con).await?;
+        script.load_async(con).await?;
+        Ok(())
+    }
+
+    /// Decides and records one batch atomically; returns one decision per item, in order.
+    pub async fn apply(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let r = self.apply_inner(items).await;
+        self.on_error(r)
+    }
+
+    async fn apply_inner(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
+        let mut day_index: HashMap<&str, usize> = HashMap::new();
+        let script = self.script.clone();
+        let keys = &self.keys;
+        let mut invocation = script.prepare_invoke();
+        invocation.key(&keys.bloom).key(&keys.users).key(&keys.sessions_per_user);
+        for item in items {
+            let next = 4 + day_index.len();
+            if let std::collections::hash_map::Entry::Vacant(e) = day_index.entry(&item.day) {
+                e.insert(next);
+                invocation.key(keys.verdicts(&item.day));
+            }
+        }
+        invocation
+            .arg(self.config.verdict_ttl.as_secs())
+            .arg(self.config.bloom_error_rate)
+            .arg(self.config.bloom_capacity)
+            .arg(items.len());
+        for item in items {
+            invocation
+                .arg(item.session_id)
+                .arg(item.user_id)
+                .arg(item.risk.map_or("", Risk::code))
+                .arg(day_index[item.day.as_str()]);
+        }
+        let con = self.con().await?;
+        let reply: Vec<String> = invocation.invoke_async(con).await?;
+        if reply.len() != items.len() {
+            return Err(StateError::BadReply(format!(
+                "{} verdicts for {} sessions",
+                reply.len(),
+                items.len()
+            )));
+        }
+        reply
+            .iter()
+            .map(|v| {
+                let (replayed, code) = match v.strip_prefix('=') {
+                    Some(rest) => (true, rest),
+                    None => (false, v.as_str()),
+                };
+                Verdict::decode(code)
+                    .map(|verdict| Decision { verdict, replayed })
+                    .ok_or_else(|| StateError::BadReply(v.clone()))
+            })
+            .collect()
+    }
+
+    /// The HyperLogLog's estimate of unique users.
+    pub async fn unique_users(&mut self) -> Result<u64, StateError> {
+        let key = self.keys.users.clone();
+        let r = async { Ok(redis::cmd("PFCOUNT").arg(&key).query_async(self.con().await?).await?) }
+            .await;
+        self.on_error(r)
+    }
+
+    /// Sessions counted per user.
+    pub async fn sessions_per_user(&mut self) -> Result<HashMap<String, u64>, StateError> {
+        let key = self.keys.sessions_per_user.clone();
+        let r = async { Ok(redis::cmd("HGETALL").arg(&key).query_async(self.con().await?).await?) }
+            .await;
+        self.on_error(r)
+    }
+}
