@@ -20,6 +20,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Read sessions back from a Kafka topic and print a summary.
     Summarize(summarize::SummarizeArgs),
+    /// Stream processor: valid sessions to Elasticsearch summaries, product rows and sentiment.
+    Process(shopstream_processor::ProcessArgs),
 }
 
 #[tokio::main]
@@ -29,5 +31,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args).await,
         Command::Summarize(args) => summarize::run(args).await,
+        Command::Process(args) => shopstream_processor::run(args).await,
     }
 }

@@ -1,0 +1,532 @@
+//! The processing engine, independent of Kafka: records in, a `_bulk` batch plus dead letters
+//! out ([`Transformer`]), and the retrying write of a batch to any [`DocSink`] ([`write_batch`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shopstream_schema::parse_session;
+use shopstream_sentiment::{Scores, SentimentAnalyzer};
+use tokio::sync::watch;
+
+use crate::bulk::{Batch, ItemOutcome};
+use crate::docs::{
+    PotentialCustomerRule, check_writable, product_doc_id, product_docs, session_doc,
+    session_doc_id,
+};
+use crate::mapping::Indexes;
+use crate::sink::{DocSink, SinkError};
+
+/// Reason code of a record without payload.
+pub const REASON_EMPTY: &str = "empty_payload";
+
+/// A record that cannot be stored, bound for the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Position of the record in its processing batch.
+    pub record: usize,
+    /// Stable reason code (`malformed_json`, `id_too_long`, `es_rejected`, ...).
+    pub reason: String,
+    /// JSON path of the offending field (`$` for the whole record).
+    pub field: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// Memoised VADER scores: review texts repeat (templates, copy-paste), and scoring is a pure
+/// function of the text. Bounded: cleared when it reaches its capacity.
+#[derive(Debug)]
+pub struct SentimentCache {
+    analyzer: &'static SentimentAnalyzer,
+    map: HashMap<String, Scores>,
+    capacity: usize,
+}
+
+impl SentimentCache {
+    /// A cache of at most `capacity` texts (0 disables caching).
+    pub fn new(capacity: usize) -> SentimentCache {
+        SentimentCache {
+            analyzer: shopstream_sentiment::analyzer(),
+            map: HashMap::with_capacity(capacity.min(4096)),
+            capacity,
+        }
+    }
+
+    /// The scores of `text`.
+    pub fn scores(&mut self, text: &str) -> Scores {
+        if let Some(s) = self.map.get(text) {
+            return *s;
+        }
+        let s = self.analyzer.polarity_scores(text);
+        if self.capacity > 0 {
+            if self.map.len() >= self.capacity {
+                self.map.clear();
+            }
+            self.map.insert(text.to_string(), s);
+        }
+        s
+    }
+}
+
+/// Turns input records into documents.
+#[derive(Debug)]
+pub struct Transformer {
+    indexes: Indexes,
+    rule: PotentialCustomerRule,
+    cache: SentimentCache,
+    scores: Vec<Option<Scores>>,
+}
+
+/// What one [`Transformer::transform`] call produced.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TransformStats {
+    /// Sessions turned into documents.
+    pub sessions: usize,
+    /// Session summary documents.
+    pub session_docs: usize,
+    /// Product row documents.
+    pub product_docs: usize,
+}
+
+impl Transformer {
+    /// A transformer writing to `indexes` with the given potential-customer rule and a
+    /// sentiment cache of `cache_capacity` texts.
+    pub fn new(indexes: Indexes, rule: PotentialCustomerRule, cache_capacity: usize) -> Self {
+        Transformer {
+            indexes,
+            rule,
+            cache: SentimentCache::new(cache_capacity),
+            scores: Vec::new(),
+        }
+    }
+
+    /// The target indexes.
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
+    }
+
+    /// Appends the documents of each payload to `batch` (tagged with the payload's position)
+    /// and a [`DeadLetter`] for each payload that cannot be stored.
+    pub fn transform<'p>(
+        &mut self,
+        payloads: impl IntoIterator<Item = Option<&'p [u8]>>,
+        batch: &mut Batch,
+        dead: &mut Vec<DeadLetter>,
+    ) -> TransformStats {
+        let mut stats = TransformStats::default();
+        for (record, payload) in payloads.into_iter().enumerate() {
+            let Some(payload) = payload else {
+                dead.push(DeadLetter {
+                    record,
+                    reason: REASON_EMPTY.into(),
+                    field: "$".into(),
+                    message: "record has no payload".into(),
+                });
+                continue;
+            };
+            let session = match parse_session(payload) {
+                Ok(s) => s,
+                Err(e) => {
+                    dead.push(DeadLetter {
+                        record,
+                        reason: e.reason().into(),
+                        field: e.field().into(),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if let Err(e) = check_writable(&session) {
+                dead.push(DeadLetter {
+                    record,
+                    reason: e.reason.into(),
+                    field: "sessionId".into(),
+                    message: e.message,
+                });
+                continue;
+            }
+            self.scores.clear();
+            for review in &session.product_reviews {
+                let s = review.as_deref().map(|t| self.cache.scores(t));
+                self.scores.push(s);
+            }
+            let doc = session_doc(&session, &self.scores, &self.rule);
+            let mut result =
+                batch.push(&self.indexes.sessions, session_doc_id(&session), record, &doc);
+            let rows = product_docs(&session, &self.scores);
+            for row in &rows {
+                if result.is_err() {
+                    break;
+                }
+                let id = product_doc_id(&session.session_id, row.position);
+                result = batch.push(&self.indexes.products, &id, record, row);
+            }
+            match result {
+                Ok(()) => {
+                    stats.sessions += 1;
+                    stats.session_docs += 1;
+                    stats.product_docs += rows.len();
+                }
+                Err(e) => {
+                    // Cannot happen with these plain documents; handled rather than assumed.
+                    dead.push(DeadLetter {
+                        record,
+                        reason: "serialize".into(),
+                        field: "$".into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        stats
+    }
+}
+
+/// Exponential backoff between retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (0-based): `initial * 2^attempt`, capped.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.initial.saturating_mul(1u32 << attempt.min(16)).min(self.max)
+    }
+}
+
+/// What [`write_batch`] observed, for metrics and logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Records with at least one document refused for good: `(record, reason, message)`.
+    pub rejected: Vec<DeadLetter>,
+    /// Requests sent (including retries).
+    pub requests: u64,
+    /// Item retries after a transient item failure.
+    pub item_retries: u64,
+    /// Whole-request failures because the store was unavailable.
+    pub unavailable: u64,
+    /// Documents stored.
+    pub stored: u64,
+}
+
+/// [`write_batch`] stopped because shutdown was requested while the store was failing; the
+/// batch is not fully written and its offsets must not be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shutdown requested before the batch was written")]
+pub struct Interrupted;
+
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> Result<(), Interrupted> {
+    if *shutdown.borrow() {
+        return Err(Interrupted);
+    }
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        _ = shutdown.wait_for(|&stop| stop) => Err(Interrupted),
+    }
+}
+
+/// Writes every document of `batch`, waiting out outages: whole-request failures and
+/// transient item failures are retried with backoff until they pass (or shutdown is
+/// requested); documents refused for good mark their record as rejected. A request refused as
+/// a whole (HTTP 4xx) is split per record to find the records at fault.
+///
+/// `on_unavailable` is told about each outage (for readiness and metrics); `on_recovered`
+/// when a request succeeds after one.
+pub async fn write_batch<S: DocSink>(
+    sink: &mut S,
+    batch: &Batch,
+    backoff: Backoff,
+    shutdown: &mut watch::Receiver<bool>,
+    mut on_unavailable: impl FnMut(&SinkError) + Send,
+    mut on_recovered: impl FnMut() + Send,
+) -> Result<WriteReport, Interrupted> {
+    let mut report = WriteReport::default();
+    let mut queue: Vec<(Cow<'_, Batch>, bool)> = vec![(Cow::Borrowed(batch), false)];
+    while let Some((mut pending, single_record)) = queue.pop() {
+        let mut attempt = 0u32;
+        let mut failing = false;
+        while !pending.is_empty() {
+            if failing {
+                // The store may have restarted without its indexes: set them up again first.
+                if let Err(e) = sink.recover().await {
+                    report.unavailable += 1;
+                    on_unavailable(&e);
+                    pause(backoff.delay(attempt), shutdown).await?;
+                    attempt += 1;
+                    continue;
+                }
+            }
+            report.requests += 1;
+            match sink.write(&pending).await {
+                Ok(outcomes) => {
+                    if failing {
+                        on_recovered();
+                        failing = false;
+                    }
+                    let mut retry = Vec::new();
+                    for (pos, outcome) in outcomes.iter().enumerate() {
+                        let record = pending.items()[pos].record;
+                        match outcome {
+                            ItemOutcome::Ok => report.stored += 1,
+                            ItemOutcome::Retry { .. } => retry.push(pos),
+                            ItemOutcome::Rejected { status, kind, message } => {
+                                if !report.rejected.iter().any(|d| d.record == record) {
+                                    report.rejected.push(DeadLetter {
+                                        record,
+                                        reason: "es_rejected".into(),
+                                        field: "$".into(),
+                                        message: format!("HTTP {status} {kind}: {message}"),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if retry.is_empty() {
+                        break;
+                    }
+                    report.item_retries += retry.len() as u64;
+                    pending = Cow::Owned(pending.subset(&retry));
+                    pause(backoff.delay(attempt), shutdown).await?;
+                    attempt += 1;
+                }
+                Err(e @ SinkError::Unavailable(_)) => {
+                    report.unavailable += 1;
+                    failing = true;
+                    on_unavailable(&e);
+                    pause(backoff.delay(attempt), shutdown).await?;
+                    attempt += 1;
+                }
+                Err(SinkError::Refused { status, message }) => {
+                    if failing {
+                        on_recovered();
+                    }
+                    if single_record {
+                        let record = pending.items()[0].record;
+                        report.rejected.push(DeadLetter {
+                            record,
+                            reason: "es_rejected".into(),
+                            field: "$".into(),
+                            message: format!("HTTP {status}: {message}"),
+                        });
+                    } else {
+                        // Split per record and try each alone.
+                        let mut by_record: Vec<(usize, Vec<usize>)> = Vec::new();
+                        for (pos, item) in pending.items().iter().enumerate() {
+                            match by_record.last_mut() {
+                                Some((r, v)) if *r == item.record => v.push(pos),
+                                _ => by_record.push((item.record, vec![pos])),
+                            }
+                        }
+                        for (_, positions) in by_record.into_iter().rev() {
+                            queue.push((Cow::Owned(pending.subset(&positions)), true));
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    report.rejected.sort_by_key(|d| d.record);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::CountingSink;
+
+    const SEED: &str = include_str!("../tests/data/seed-format-example.jsonl");
+
+    fn transformer() -> Transformer {
+        Transformer::new(Indexes::with_prefix("t-"), PotentialCustomerRule::default(), 100)
+    }
+
+    #[test]
+    fn records_become_documents_or_dead_letters() {
+        let lines: Vec<&[u8]> = SEED.lines().map(str::as_bytes).collect();
+        let long_id = SEED
+            .lines()
+            .next()
+            .map(|l| l.replace("3f1c2a9e-8b1d-4c55-9a0e-2d7b6f4e1a01", &"y".repeat(511)))
+            .unwrap_or_default();
+        let payloads: Vec<Option<&[u8]>> = vec![
+            Some(lines[0]),
+            None,
+            Some(b"{\"sessionId\": \"ab"),
+            Some(lines[1]),
+            Some(b"\xff\xfe junk"),
+            Some(long_id.as_bytes()),
+        ];
+        let mut batch = Batch::new();
+        let mut dead = Vec::new();
+        let stats = transformer().transform(payloads, &mut batch, &mut dead);
+        assert_eq!(stats, TransformStats { sessions: 2, session_docs: 2, product_docs: 7 });
+        assert_eq!(batch.len(), 9);
+        let records: Vec<usize> = batch.items().iter().map(|i| i.record).collect();
+        assert_eq!(records, vec![0, 0, 0, 0, 0, 3, 3, 3, 3]);
+        let reasons: Vec<(usize, &str)> =
+            dead.iter().map(|d| (d.record, d.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (1, "empty_payload"),
+                (2, "malformed_json"),
+                (4, "invalid_utf8"),
+                (5, "id_too_long")
+            ]
+        );
+        let body = String::from_utf8(batch.body().to_vec()).expect("utf8");
+        assert!(body.contains(
+            r#"{"index":{"_index":"t-sessions","_id":"3f1c2a9e-8b1d-4c55-9a0e-2d7b6f4e1a01"}}"#
+        ));
+        assert!(body.contains(
+            r#"{"index":{"_index":"t-products","_id":"9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d:3"}}"#
+        ));
+    }
+
+    #[test]
+    fn the_same_records_give_the_same_bytes() {
+        let payloads = || SEED.lines().map(|l| Some(l.as_bytes()));
+        let (mut a, mut b) = (Batch::new(), Batch::new());
+        transformer().transform(payloads(), &mut a, &mut Vec::new());
+        let mut t = transformer();
+        t.transform(payloads(), &mut Batch::new(), &mut Vec::new());
+        t.transform(payloads(), &mut b, &mut Vec::new());
+        assert_eq!(a.body(), b.body());
+    }
+
+    #[test]
+    fn cache_agrees_with_the_analyzer_and_stays_bounded() {
+        let mut c = SentimentCache::new(2);
+        for t in ["good", "bad", "fine", "good", "awful"] {
+            assert_eq!(c.scores(t), shopstream_sentiment::analyzer().polarity_scores(t));
+            assert!(c.map.len() <= 2);
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) };
+        assert_eq!(b.delay(0), Duration::from_millis(100));
+        assert_eq!(b.delay(2), Duration::from_millis(400));
+        assert_eq!(b.delay(9), Duration::from_secs(1));
+        assert_eq!(b.delay(60), Duration::from_secs(1));
+    }
+
+    /// A sink that fails in scripted ways, to check the retry logic of `write_batch` (the real
+    /// Elasticsearch paths are covered by the integration tests).
+    struct Scripted {
+        script: Vec<Result<Vec<ItemOutcome>, SinkError>>,
+        seen: Vec<usize>,
+    }
+
+    impl DocSink for Scripted {
+        async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, SinkError> {
+            self.seen.push(batch.len());
+            if self.script.is_empty() {
+                return Ok(vec![ItemOutcome::Ok; batch.len()]);
+            }
+            self.script.remove(0)
+        }
+    }
+
+    fn batch_of(records: &[usize]) -> Batch {
+        let mut b = Batch::new();
+        for (i, &r) in records.iter().enumerate() {
+            b.push("ix", &format!("id{i}"), r, &serde_json::json!({ "n": i })).expect("push");
+        }
+        b
+    }
+
+    #[tokio::test]
+    async fn outages_are_waited_out_and_failed_items_retried_alone() {
+        let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(4) };
+        let (_tx, mut rx) = watch::channel(false);
+        let retry = ItemOutcome::Retry { status: 429, message: "busy".into() };
+        let reject = ItemOutcome::Rejected {
+            status: 400,
+            kind: "mapper_parsing_exception".into(),
+            message: "bad".into(),
+        };
+        let mut sink = Scripted {
+            script: vec![
+                Err(SinkError::Unavailable("down".into())),
+                Err(SinkError::Unavailable("down".into())),
+                Ok(vec![ItemOutcome::Ok, retry.clone(), reject, ItemOutcome::Ok]),
+                Ok(vec![retry]),
+            ],
+            seen: Vec::new(),
+        };
+        let (mut outages, mut recoveries) = (0, 0);
+        let report = write_batch(
+            &mut sink,
+            &batch_of(&[0, 0, 1, 2]),
+            fast,
+            &mut rx,
+            |_| outages += 1,
+            || recoveries += 1,
+        )
+        .await
+        .expect("written");
+        assert_eq!(sink.seen, vec![4, 4, 4, 1, 1]);
+        assert_eq!((outages, recoveries), (2, 1));
+        assert_eq!(report.stored, 3);
+        assert_eq!(report.item_retries, 2);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].record, 1);
+        assert_eq!(report.rejected[0].reason, "es_rejected");
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_is_split_per_record() {
+        let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(4) };
+        let (_tx, mut rx) = watch::channel(false);
+        let refused = || Err(SinkError::Refused { status: 400, message: "validation".into() });
+        let mut sink = Scripted {
+            // Whole batch refused; then record 0 passes, record 1 is refused alone, record 2 passes.
+            script: vec![
+                refused(),
+                Ok(vec![ItemOutcome::Ok; 2]),
+                refused(),
+                Ok(vec![ItemOutcome::Ok]),
+            ],
+            seen: Vec::new(),
+        };
+        let report = write_batch(&mut sink, &batch_of(&[0, 0, 1, 2]), fast, &mut rx, |_| {}, || {})
+            .await
+            .expect("written");
+        assert_eq!(sink.seen, vec![4, 2, 1, 1]);
+        assert_eq!(report.rejected.iter().map(|d| d.record).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(report.stored, 3);
+    }
+
+    #[tokio::test]
+    async fn shutdown_interrupts_an_outage() {
+        let slow = Backoff { initial: Duration::from_secs(60), max: Duration::from_secs(60) };
+        let (tx, mut rx) = watch::channel(false);
+        let mut sink =
+            Scripted { script: vec![Err(SinkError::Unavailable("down".into()))], seen: Vec::new() };
+        let stop = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(true);
+        });
+        let r = write_batch(&mut sink, &batch_of(&[0]), slow, &mut rx, |_| {}, || {}).await;
+        assert_eq!(r, Err(Interrupted));
+        stop.await.expect("join");
+    }
+
+    #[tokio::test]
+    async fn counting_sink_counts() {
+        let (_tx, mut rx) = watch::channel(false);
+        let mut sink = CountingSink::default();
+        let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(1) };
+        let r = write_batch(&mut sink, &batch_of(&[0, 1, 1]), fast, &mut rx, |_| {}, || {})
+            .await
+            .expect("ok");
+        assert_eq!((r.stored, sink.docs, sink.requests), (3, 3, 1));
+    }
+}
