@@ -44,7 +44,7 @@ pub struct GenerateArgs {
     #[arg(long, conflicts_with = "topic")]
     pub output: Option<PathBuf>,
     /// Kafka topic for the sessions (keyed by userId).
-    #[arg(long, env = "SHOPSTREAM_RAW_TOPIC")]
+    #[arg(long, env = "SHOPSTREAM_TOPIC_RAW")]
     pub topic: Option<String>,
     /// Create the topic with this many partitions when it does not exist.
     #[arg(long, env = "SHOPSTREAM_CREATE_TOPIC_PARTITIONS")]

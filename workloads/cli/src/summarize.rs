@@ -13,7 +13,7 @@ use shopstream_schema::{Session, parse_session};
 #[derive(Debug, Clone, clap::Args)]
 pub struct SummarizeArgs {
     /// Topic to read from the beginning.
-    #[arg(long, env = "SHOPSTREAM_RAW_TOPIC")]
+    #[arg(long, env = "SHOPSTREAM_TOPIC_RAW")]
     pub topic: String,
     /// Stop after this many seconds without a new record.
     #[arg(long, default_value_t = 5)]
