@@ -1,0 +1,200 @@
+//! Gate throughput on ONE core against the real broker and Redis, side by side with the
+//! faithful Python port of the original per-message loop (`bench/gate/python_gate.py`) in the
+//! same run. Not a test: it prints figures and ratios.
+//!
+//! ```text
+//! eval "$(dev/stack env)"
+//! cargo bench -p shopstream-gate --bench gate_throughput
+//! ```
+//!
+//! The binary re-executes itself under `taskset -c 0`, so the Rust gate (its async thread and
+//! librdkafka's threads) and the Python loop each get one and the same core; the broker and
+//! Redis run outside that pinning. Knobs: `GATE_BENCH_RECORDS` (Rust, default 150000),
+//! `GATE_BENCH_PY_RECORDS` (Python, default 15000), `GATE_BENCH_CPU` (default 0).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::Registry;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use shopstream_gate::{Gate, GateArgs, Totals};
+use shopstream_generator::{Generator, GeneratorConfig};
+use shopstream_kafka::{KafkaArgs, TopicSpec};
+use tokio_util::sync::CancellationToken;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `eval \"$(dev/stack env)\"` after `dev/stack up`")
+    })
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let cpu = std::env::var("GATE_BENCH_CPU").unwrap_or_else(|_| "0".into());
+    if std::env::var("GATE_BENCH_PINNED").is_err() {
+        let exe = std::env::current_exe().unwrap();
+        let status = Command::new("taskset")
+            .args(["-c", &cpu])
+            .arg(exe)
+            .env("GATE_BENCH_PINNED", "1")
+            .status()
+            .expect("taskset (util-linux) is needed to pin the benchmark to one core");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(bench(&cpu));
+}
+
+async fn publish(producer: &FutureProducer, topic: &str, n: usize) {
+    let config =
+        GeneratorConfig { seed: 99, users: 20_000, unknown_share: 0.1, ..Default::default() };
+    let mut futures = Vec::with_capacity(10_000);
+    for g in Generator::new(config).unwrap().take(n) {
+        let payload = g.session.to_json();
+        let mut rec = FutureRecord::to(topic).key(&g.session.user_id).payload(&payload);
+        loop {
+            match producer.send_result(rec) {
+                Ok(f) => {
+                    futures.push(f);
+                    break;
+                }
+                Err((_, back)) => {
+                    rec = back;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+        if futures.len() == 10_000 {
+            for f in futures.drain(..) {
+                f.await.unwrap().unwrap();
+            }
+        }
+    }
+    for f in futures {
+        f.await.unwrap().unwrap();
+    }
+}
+
+async fn bench(cpu: &str) {
+    let bootstrap = env("SHOPSTREAM_KAFKA");
+    let redis_url = env("SHOPSTREAM_REDIS_URL");
+    let python = std::env::var("SHOPSTREAM_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    let n_rust = env_or("GATE_BENCH_RECORDS", 150_000);
+    let n_py = env_or("GATE_BENCH_PY_RECORDS", 15_000);
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let kafka = KafkaArgs::for_bootstrap(&bootstrap);
+    let raw = format!("bench-gate-{tag}.raw");
+    let outs = ["valid", "suspicious", "dead-letter", "py-valid", "py-suspicious"]
+        .map(|o| format!("bench-gate-{tag}.{o}"));
+    let mut specs = vec![TopicSpec::new(&raw, 6)];
+    specs.extend(outs.iter().map(|t| TopicSpec::new(t, 6)));
+    kafka.ensure_topics(&specs).await.unwrap();
+
+    let n_total = n_rust.max(n_py);
+    println!(
+        "gate benchmark: pinned to CPU {cpu}; publishing {n_total} generated sessions to {raw}"
+    );
+    let producer = kafka.producer("gate-bench").unwrap();
+    publish(&producer, &raw, n_total).await;
+
+    // --- Rust gate -------------------------------------------------------------------------
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gate: GateArgs,
+    }
+    let mut args = Cli::parse_from(["gate"]).gate;
+    args.kafka = KafkaArgs::for_bootstrap(&bootstrap);
+    args.group = format!("bench-gate-{tag}");
+    args.input_topic = raw.clone();
+    args.valid_topic = outs[0].clone();
+    args.suspicious_topic = outs[1].clone();
+    args.dead_letter_topic = outs[2].clone();
+    args.redis_url = redis_url.clone();
+    args.redis_prefix = format!("bench:gate:{tag}");
+    args.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    let gate = Gate::new(args, &Registry::new()).unwrap();
+    let totals: Arc<Totals> = gate.totals();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(gate.run(cancel.clone()));
+    // Time from the end of the first batch (group join and start-up excluded, as for Python,
+    // which starts its clock at its first record) to the last record.
+    let (mut first, mut t_first) = (0u64, None::<Instant>);
+    let t_end = loop {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let done = Totals::get(&totals.records_in);
+        if t_first.is_none() && done > 0 {
+            first = done;
+            t_first = Some(Instant::now());
+        }
+        if done >= n_rust as u64 {
+            break Instant::now();
+        }
+    };
+    cancel.cancel();
+    task.await.unwrap().unwrap();
+    let processed = Totals::get(&totals.records_in);
+    let rust_secs = (t_end - t_first.unwrap()).as_secs_f64();
+    let rust_rate = (n_rust as u64 - first) as f64 / rust_secs;
+    println!(
+        "rust gate:   {} records in {:.3} s after the first batch of {first} -> {:.0} sessions/s \
+         (valid {}, suspicious {}, dead-letter {}, batches {})",
+        n_rust as u64 - first,
+        rust_secs,
+        rust_rate,
+        Totals::get(&totals.valid),
+        Totals::get(&totals.suspicious),
+        Totals::get(&totals.dead_letter),
+        Totals::get(&totals.batches),
+    );
+    assert!(processed >= n_rust as u64);
+
+    // --- Python reference (same core: it inherits the pinning) ----------------------------
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/gate/python_gate.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args(["--bootstrap", &bootstrap, "--redis-url", &redis_url, "--input", &raw])
+        .args(["--valid", &outs[3], "--suspicious", &outs[4]])
+        .args(["--prefix", &format!("bench:pygate:{tag}"), "--group", &format!("bench-py-{tag}")])
+        .args(["--count", &n_py.to_string()])
+        .output()
+        .expect("run the Python reference");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "python failed: {line} {}", String::from_utf8_lossy(&out.stderr));
+    let py: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let py_rate = py["per_second"].as_f64().unwrap();
+    println!(
+        "python loop: {} records in {:.3} s -> {:.0} sessions/s",
+        py["records"],
+        py["seconds"].as_f64().unwrap_or(f64::NAN),
+        py_rate
+    );
+    let ratio = rust_rate / py_rate;
+    println!("ratio rust/python: {ratio:.1}x (target >= 50x)");
+    println!(
+        "target >= 50,000 sessions/s on one core: {} ({rust_rate:.0})",
+        if rust_rate >= 50_000.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "target >= 50x the Python loop: {} ({ratio:.1}x)",
+        if ratio >= 50.0 { "met" } else { "MISSED" }
+    );
+
+    // Clean up Redis (topics stay in the in-memory broker until it restarts).
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    for pattern in [format!("{{bench:gate:{tag}}}:*"), format!("bench:pygate:{tag}:*")] {
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(&pattern).query_async(&mut con).await.unwrap();
+        for chunk in keys.chunks(1000) {
+            let _: i64 = redis::cmd("DEL").arg(chunk).query_async(&mut con).await.unwrap();
+        }
+    }
+}
