@@ -494,20 +494,29 @@ async fn apply(
                 publish(ctx, &p, EventType::Normal, "TopicsChanged", report.changes.join("; "))
                     .await;
             }
-            observed.push(Observed::yes(
-                conditions::TOPICS_READY,
-                "TopicsReady",
-                format!(
-                    "{} topics exist with the requested partitions and retention",
-                    status.topics.len()
-                ),
-            ));
+            if report.problems.is_empty() {
+                observed.push(Observed::yes(
+                    conditions::TOPICS_READY,
+                    "TopicsReady",
+                    format!(
+                        "{} topics exist with the requested partitions and retention",
+                        status.topics.len()
+                    ),
+                ));
+            } else {
+                observed.push(Observed::no(
+                    conditions::TOPICS_READY,
+                    "TopicError",
+                    format!("spec.kafka.topics: {}", report.problems.join("; ")),
+                ));
+                topic_error = Some(TopicError::Incomplete(report.problems));
+            }
         }
         Err(e) => {
             observed.push(Observed::no(
                 conditions::TOPICS_READY,
-                "TopicError",
-                format!("spec.kafka: {e}"),
+                "KafkaUnreachable",
+                format!("spec.kafka.bootstrapServers: {e}"),
             ));
             topic_error = Some(e);
         }

@@ -46,9 +46,9 @@ pub enum TopicError {
         /// Cause.
         source: KafkaError,
     },
-    /// The spec asks for something Kafka cannot do.
-    #[error("{0}")]
-    Unsupported(String),
+    /// Some steps failed (the others were carried out).
+    #[error("{}", .0.join("; "))]
+    Incomplete(Vec<String>),
     /// A blocking task panicked or was cancelled.
     #[error("metadata task failed: {0}")]
     Join(String),
@@ -70,6 +70,8 @@ pub struct EnsureReport {
     pub topics: Vec<TopicStatus>,
     /// Human-readable changes made (empty when nothing changed).
     pub changes: Vec<String>,
+    /// Steps that failed (the others were still carried out).
+    pub problems: Vec<String>,
 }
 
 /// A Kafka admin client for one bootstrap list.
@@ -127,14 +129,17 @@ impl TopicAdmin {
     }
 
     /// Creates missing topics, grows partitions, and sets `retention.ms` where it differs.
+    /// Each step is attempted even when an earlier one failed; failures are listed in
+    /// [`EnsureReport::problems`]. Only an unreachable broker is an `Err`.
     pub async fn ensure(&self, topics: &[(&str, &TopicSpec)]) -> Result<EnsureReport, TopicError> {
         let names: Vec<String> = topics.iter().map(|(_, t)| t.name.clone()).collect();
         let current = self.partitions(&names).await?;
         let mut changes = Vec::new();
-
-        // Create what is missing.
+        let mut problems = Vec::new();
         let retention: Vec<String> =
             topics.iter().map(|(_, t)| t.retention_ms.to_string()).collect();
+
+        // 1. Create what is missing.
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
             .zip(&current)
@@ -146,61 +151,64 @@ impl TopicAdmin {
             })
             .collect();
         if !new_topics.is_empty() {
-            let results = self
-                .admin
-                .create_topics(&new_topics, &self.opts())
-                .await
-                .map_err(|source| TopicError::Request { operation: "CreateTopics", source })?;
-            for r in results {
-                match r {
-                    Ok(name) => changes.push(format!("created topic {name}")),
-                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                    Err((topic, code)) => {
-                        return Err(TopicError::Operation { operation: "creation", topic, code });
+            match self.admin.create_topics(&new_topics, &self.opts()).await {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            Ok(name) => changes.push(format!("created topic {name}")),
+                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                            Err((topic, code)) => problems.push(
+                                TopicError::Operation { operation: "creation", topic, code }
+                                    .to_string(),
+                            ),
+                        }
                     }
                 }
+                Err(source) => problems
+                    .push(TopicError::Request { operation: "CreateTopics", source }.to_string()),
             }
         }
 
-        // Grow partitions; shrinking is impossible in Kafka.
+        // 2. Grow partitions; shrinking is impossible in Kafka.
         let mut grow = Vec::new();
         for ((_, t), cur) in topics.iter().zip(&current) {
-            if let Some(cur) = *cur {
-                if cur > t.partitions {
-                    return Err(TopicError::Unsupported(format!(
-                        "topic {:?} has {cur} partitions; Kafka cannot shrink it to {}",
-                        t.name, t.partitions
-                    )));
-                }
-                if cur < t.partitions {
-                    let count = usize::try_from(t.partitions).unwrap_or(0);
-                    grow.push((NewPartitions::new(&t.name, count), cur, t.partitions));
-                }
+            let Some(cur) = *cur else { continue };
+            if cur > t.partitions {
+                problems.push(format!(
+                    "topic {:?} has {cur} partitions; Kafka cannot shrink it to {}",
+                    t.name, t.partitions
+                ));
+            } else if cur < t.partitions {
+                let count = usize::try_from(t.partitions).unwrap_or(0);
+                grow.push((NewPartitions::new(&t.name, count), cur, t.partitions));
             }
         }
         if !grow.is_empty() {
             let parts: Vec<&NewPartitions<'_>> = grow.iter().map(|(p, _, _)| p).collect();
-            let results =
-                self.admin.create_partitions(parts, &self.opts()).await.map_err(|source| {
-                    TopicError::Request { operation: "CreatePartitions", source }
-                })?;
-            for (r, (_, from, to)) in results.into_iter().zip(&grow) {
-                match r {
-                    Ok(name) => {
-                        changes.push(format!("grew topic {name} from {from} to {to} partitions"))
-                    }
-                    Err((topic, code)) => {
-                        return Err(TopicError::Operation {
-                            operation: "partition increase",
-                            topic,
-                            code,
-                        });
+            match self.admin.create_partitions(parts, &self.opts()).await {
+                Ok(results) => {
+                    for (r, (_, from, to)) in results.into_iter().zip(&grow) {
+                        match r {
+                            Ok(name) => changes
+                                .push(format!("grew topic {name} from {from} to {to} partitions")),
+                            Err((topic, code)) => problems.push(
+                                TopicError::Operation {
+                                    operation: "partition increase",
+                                    topic,
+                                    code,
+                                }
+                                .to_string(),
+                            ),
+                        }
                     }
                 }
+                Err(source) => problems.push(
+                    TopicError::Request { operation: "CreatePartitions", source }.to_string(),
+                ),
             }
         }
 
-        // Retention of topics that existed before (new ones got it at creation).
+        // 3. Retention of topics that existed before (new ones got it at creation).
         let existing: Vec<(&TopicSpec, &String)> = topics
             .iter()
             .zip(&current)
@@ -211,13 +219,20 @@ impl TopicAdmin {
         if !existing.is_empty() {
             let specs: Vec<ResourceSpecifier<'_>> =
                 existing.iter().map(|(t, _)| ResourceSpecifier::Topic(&t.name)).collect();
-            let described =
-                self.admin.describe_configs(&specs, &self.opts()).await.map_err(|source| {
-                    TopicError::Request { operation: "DescribeConfigs", source }
-                })?;
+            let described = match self.admin.describe_configs(&specs, &self.opts()).await {
+                Ok(d) => d.into_iter().map(Some).collect(),
+                Err(source) => {
+                    problems.push(
+                        TopicError::Request { operation: "DescribeConfigs", source }.to_string(),
+                    );
+                    Vec::new()
+                }
+            };
             let mut alter = Vec::new();
             for ((t, want), d) in existing.iter().zip(described) {
-                let have = d.ok().and_then(|c| c.get("retention.ms").and_then(|e| e.value.clone()));
+                let have = d
+                    .and_then(Result::ok)
+                    .and_then(|c| c.get("retention.ms").and_then(|e| e.value.clone()));
                 if have.as_deref() != Some(want.as_str()) {
                     alter.push((
                         AlterConfig::new(ResourceSpecifier::Topic(&t.name))
@@ -230,24 +245,28 @@ impl TopicAdmin {
             }
             if !alter.is_empty() {
                 let cfgs: Vec<&AlterConfig<'_>> = alter.iter().map(|(a, ..)| a).collect();
-                let results =
-                    self.admin.alter_configs(cfgs, &self.opts()).await.map_err(|source| {
-                        TopicError::Request { operation: "AlterConfigs", source }
-                    })?;
-                for (r, (_, name, from, to)) in results.into_iter().zip(&alter) {
-                    match r {
-                        Ok(_) => changes.push(format!(
-                            "set retention.ms of {name} from {} to {to}",
-                            from.as_deref().unwrap_or("unset")
-                        )),
-                        Err((_, code)) => {
-                            return Err(TopicError::Operation {
-                                operation: "retention update",
-                                topic: name.clone(),
-                                code,
-                            });
+                match self.admin.alter_configs(cfgs, &self.opts()).await {
+                    Ok(results) => {
+                        for (r, (_, name, from, to)) in results.into_iter().zip(&alter) {
+                            match r {
+                                Ok(_) => changes.push(format!(
+                                    "set retention.ms of {name} from {} to {to}",
+                                    from.as_deref().unwrap_or("unset")
+                                )),
+                                Err((_, code)) => problems.push(
+                                    TopicError::Operation {
+                                        operation: "retention update",
+                                        topic: name.clone(),
+                                        code,
+                                    }
+                                    .to_string(),
+                                ),
+                            }
                         }
                     }
+                    Err(source) => problems.push(
+                        TopicError::Request { operation: "AlterConfigs", source }.to_string(),
+                    ),
                 }
             }
         }
@@ -255,15 +274,16 @@ impl TopicAdmin {
         let after = if changes.is_empty() { current } else { self.partitions(&names).await? };
         let mut out = Vec::new();
         for ((role, t), parts) in topics.iter().zip(after) {
-            let Some(partitions) = parts else {
-                return Err(TopicError::Unsupported(format!(
-                    "topic {:?} is still missing after creation",
-                    t.name
-                )));
-            };
-            out.push(TopicStatus { role: (*role).to_string(), name: t.name.clone(), partitions });
+            match parts {
+                Some(partitions) => out.push(TopicStatus {
+                    role: (*role).to_string(),
+                    name: t.name.clone(),
+                    partitions,
+                }),
+                None => problems.push(format!("topic {:?} does not exist", t.name)),
+            }
         }
-        Ok(EnsureReport { topics: out, changes })
+        Ok(EnsureReport { topics: out, changes, problems })
     }
 
     /// Deletes the named topics; topics that do not exist are not an error.

@@ -360,6 +360,7 @@ impl Ctx<'_> {
                 vec![ContainerPort {
                     name: Some("metrics".into()),
                     container_port: METRICS_PORT,
+                    protocol: Some("TCP".into()),
                     ..Default::default()
                 }]
             }),
@@ -591,6 +592,7 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                     ports: Some(vec![ServicePort {
                         name: Some("metrics".into()),
                         port: METRICS_PORT,
+                        protocol: Some("TCP".into()),
                         target_port: Some(IntOrString::String("metrics".into())),
                         ..Default::default()
                     }]),
@@ -713,6 +715,7 @@ fn render_managed(
         ports: Some(vec![ContainerPort {
             name: Some(kind.component.chars().take(15).collect()),
             container_port: kind.port,
+            protocol: Some("TCP".into()),
             ..Default::default()
         }]),
         env: (!env_vars.is_empty()).then_some(env_vars),
@@ -782,6 +785,7 @@ fn render_managed(
             ports: Some(vec![ServicePort {
                 name: Some(kind.component.chars().take(15).collect()),
                 port: kind.port,
+                protocol: Some("TCP".into()),
                 target_port: Some(IntOrString::Int(kind.port)),
                 ..Default::default()
             }]),
