@@ -172,24 +172,38 @@ impl Registry {
     }
 
     /// Atomically allocates the next version for `name` (1, 2, 3, ...).
+    ///
+    /// The counter document is first created with `$setOnInsert` (a racing creator's
+    /// duplicate-key error is ignored), then incremented with a single atomic `$inc`.
     pub async fn allocate_version(&self, name: &str) -> Result<i64, RegistryError> {
-        let doc = self
-            .counters
-            .find_one_and_update(doc! { "_id": name }, doc! { "$inc": { "seq": 1_i64 } })
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await?
-            .ok_or_else(|| {
-                RegistryError::Malformed(format!("counter for '{name}' missing after upsert"))
-            })?;
-        match doc.get("seq") {
-            Some(Bson::Int64(v)) => Ok(*v),
-            Some(Bson::Int32(v)) => Ok(i64::from(*v)),
-            Some(Bson::Double(v)) if v.fract() == 0.0 => Ok(*v as i64),
-            other => {
-                Err(RegistryError::Malformed(format!("counter seq for '{name}' is {other:?}")))
+        for _ in 0..10 {
+            if let Err(e) = self
+                .counters
+                .update_one(doc! { "_id": name }, doc! { "$setOnInsert": { "seq": 0_i64 } })
+                .upsert(true)
+                .await
+            {
+                if !is_duplicate_key(&e) {
+                    return Err(e.into());
+                }
+            }
+            let updated = self
+                .counters
+                .find_one_and_update(doc! { "_id": name }, doc! { "$inc": { "seq": 1_i64 } })
+                .return_document(ReturnDocument::After)
+                .await?;
+            if let Some(doc) = updated {
+                return match doc.get("seq") {
+                    Some(Bson::Int64(v)) => Ok(*v),
+                    Some(Bson::Int32(v)) => Ok(i64::from(*v)),
+                    Some(Bson::Double(v)) if v.fract() == 0.0 => Ok(*v as i64),
+                    other => Err(RegistryError::Malformed(format!(
+                        "counter seq for '{name}' is {other:?}"
+                    ))),
+                };
             }
         }
+        Err(RegistryError::Malformed(format!("counter for '{name}' could not be created")))
     }
 
     /// Stores an entry whose version was obtained from [`Registry::allocate_version`].
@@ -236,4 +250,14 @@ impl Registry {
 /// Converts a chrono timestamp to a BSON date.
 pub fn bson_date(t: chrono::DateTime<chrono::Utc>) -> bson::DateTime {
     bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
+            w.code == 11000
+        }
+        mongodb::error::ErrorKind::Command(c) => c.code == 11000,
+        _ => e.to_string().contains("E11000"),
+    }
 }
