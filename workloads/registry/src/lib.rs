@@ -177,15 +177,14 @@ impl Registry {
     /// duplicate-key error is ignored), then incremented with a single atomic `$inc`.
     pub async fn allocate_version(&self, name: &str) -> Result<i64, RegistryError> {
         for _ in 0..10 {
-            if let Err(e) = self
+            let created = self
                 .counters
                 .update_one(doc! { "_id": name }, doc! { "$setOnInsert": { "seq": 0_i64 } })
                 .upsert(true)
-                .await
-            {
-                if !is_duplicate_key(&e) {
-                    return Err(e.into());
-                }
+                .await;
+            match created {
+                Err(e) if !is_duplicate_key(&e) => return Err(e.into()),
+                _ => {}
             }
             let updated = self
                 .counters
