@@ -177,24 +177,45 @@ impl BudgetStore {
         pipeline: &str,
         req: &SpendRequest,
     ) -> Result<BudgetDoc, PrivacyError> {
-        let cost = Cost::new(req.cost.epsilon, req.cost.delta)?;
+        self.spend_all(pipeline, std::slice::from_ref(req)).await
+    }
+
+    /// Charges several releases at once, all or nothing: their summed cost (basic composition)
+    /// must fit in what is left, and every one is recorded as its own entry. A training run
+    /// uses this to pay for all its private models before it reads any data.
+    pub async fn spend_all(
+        &self,
+        pipeline: &str,
+        reqs: &[SpendRequest],
+    ) -> Result<BudgetDoc, PrivacyError> {
+        let costs = reqs
+            .iter()
+            .map(|r| Cost::new(r.cost.epsilon, r.cost.delta))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cost = Cost::sum(costs.iter().copied());
+        let what = reqs.iter().map(|r| r.what.as_str()).collect::<Vec<_>>().join(" + ");
         for _ in 0..MAX_ATTEMPTS {
             let current = self
                 .get(pipeline)
                 .await?
                 .ok_or_else(|| PrivacyError::NoBudget(pipeline.to_string()))?;
             let budget = current.budget();
-            budget.check(pipeline, &req.what, cost)?;
-            let entry = LedgerEntry {
-                at: bson::DateTime::now(),
-                what: req.what.clone(),
-                mechanism: req.mechanism.clone(),
-                epsilon: cost.epsilon,
-                delta: cost.delta,
-                model: req.model.clone(),
-                version: req.version,
-            };
-            let entry = bson::to_bson(&entry).map_err(|e| PrivacyError::Encode(e.to_string()))?;
+            budget.check(pipeline, &what, cost)?;
+            let now = bson::DateTime::now();
+            let mut entries = Vec::with_capacity(reqs.len());
+            for (req, c) in reqs.iter().zip(&costs) {
+                let entry = LedgerEntry {
+                    at: now,
+                    what: req.what.clone(),
+                    mechanism: req.mechanism.clone(),
+                    epsilon: c.epsilon,
+                    delta: c.delta,
+                    model: req.model.clone(),
+                    version: req.version,
+                };
+                entries
+                    .push(bson::to_bson(&entry).map_err(|e| PrivacyError::Encode(e.to_string()))?);
+            }
             let updated = self
                 .coll
                 .find_one_and_update(
@@ -207,7 +228,7 @@ impl BudgetStore {
                     },
                     doc! {
                         "$inc": { "spentEpsilon": cost.epsilon, "spentDelta": cost.delta },
-                        "$push": { "entries": entry },
+                        "$push": { "entries": { "$each": entries } },
                     },
                 )
                 .return_document(ReturnDocument::After)
@@ -215,7 +236,7 @@ impl BudgetStore {
             if let Some(doc) = updated {
                 tracing::info!(
                     pipeline,
-                    what = %req.what,
+                    what = %what,
                     epsilon = cost.epsilon,
                     delta = cost.delta,
                     spent_epsilon = doc.spent_epsilon,

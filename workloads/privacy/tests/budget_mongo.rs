@@ -110,3 +110,22 @@ async fn concurrent_spends_never_overspend() {
     assert_eq!(doc.entries.len(), 5);
     db.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_run_pays_for_all_its_releases_or_none() {
+    let (_c, db) = test_db().await;
+    let store = BudgetStore::new(&db);
+    store.ensure("multi", 2.0, 1e-4).await.unwrap();
+    let run = [req("train mlp-dp", 1.0, 1e-5), req("train gbdt-dp", 0.75, 0.0)];
+    let doc = store.spend_all("multi", &run).await.unwrap();
+    assert_eq!(doc.spent_epsilon, 1.75);
+    assert_eq!(doc.entries.len(), 2);
+    assert_eq!(doc.entries[1].what, "train gbdt-dp");
+    // The next run needs 1.75 again but only 0.25 is left: nothing of it is charged.
+    let err = store.spend_all("multi", &run).await.unwrap_err();
+    assert!(matches!(err, PrivacyError::BudgetExceeded { .. }), "{err}");
+    let after = store.get("multi").await.unwrap().unwrap();
+    assert_eq!(after.spent_epsilon, 1.75);
+    assert_eq!(after.entries.len(), 2);
+    db.drop().await.unwrap();
+}
