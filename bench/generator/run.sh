@@ -29,7 +29,7 @@ rate() { # rate SESSIONS COMMAND...: sessions per second of the command's wall t
   python3 -c "print(f'{$n / ($t1 - $t0):.0f}')"
 }
 py() { # python reference: its own timing of the loop
-  $pin "$SHOPSTREAM_PYTHON" bench/generator/original.py "$@" | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"per_second\"]:.0f}")'
+  $pin "$SHOPSTREAM_PYTHON" bench/generator/original.py "$@" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["per_second"]))'
 }
 
 suffix=$RANDOM$RANDOM
