@@ -117,6 +117,7 @@ pub struct Context {
     pub settings: Settings,
     failures: std::sync::Mutex<HashMap<String, u32>>,
     child_uids: std::sync::Mutex<HashMap<String, String>>,
+    admins: std::sync::Mutex<HashMap<String, Arc<TopicAdmin>>>,
 }
 
 impl Context {
@@ -141,7 +142,31 @@ impl Context {
             settings,
             failures: Default::default(),
             child_uids: Default::default(),
+            admins: Default::default(),
         })
+    }
+
+    /// A Kafka admin client per bootstrap list and user, reused across reconciles.
+    pub fn topic_admin(
+        &self,
+        bootstrap: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Arc<TopicAdmin>, TopicError> {
+        let key = format!(
+            "{bootstrap}|{}|{}",
+            credentials.map(|c| c.username.as_str()).unwrap_or(""),
+            credentials.map(|c| c.password.as_str()).unwrap_or("")
+        );
+        if let Ok(admins) = self.admins.lock()
+            && let Some(a) = admins.get(&key)
+        {
+            return Ok(Arc::clone(a));
+        }
+        let admin = Arc::new(TopicAdmin::new(bootstrap, credentials)?);
+        if let Ok(mut admins) = self.admins.lock() {
+            admins.insert(key, Arc::clone(&admin));
+        }
+        Ok(admin)
     }
 
     /// Backoff for the `n`-th consecutive failure (1-based): base * 2^(n-1), capped.
@@ -481,7 +506,7 @@ async fn apply(
     // 4. Kafka topics.
     let topics = p.spec.kafka.topics.all();
     let topic_result =
-        match TopicAdmin::new(&p.spec.kafka.bootstrap_servers, kafka_credentials.as_ref()) {
+        match ctx.topic_admin(&p.spec.kafka.bootstrap_servers, kafka_credentials.as_ref()) {
             Ok(admin) => admin.ensure(&topics).await,
             Err(e) => Err(e),
         };
@@ -595,7 +620,9 @@ async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Err
     if p.spec.kafka.delete_topics_on_deletion {
         let names: Vec<String> =
             p.spec.kafka.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
-        let admin = TopicAdmin::new(&p.spec.kafka.bootstrap_servers, None)?;
+        let ns = p.namespace().ok_or(Error::NoNamespace)?;
+        let (_, credentials) = check_secrets(&p, ctx, &ns).await?;
+        let admin = ctx.topic_admin(&p.spec.kafka.bootstrap_servers, credentials.as_ref())?;
         let deleted = admin.delete(&names).await?;
         ctx.metrics.topic_changes.inc_by(deleted.len() as u64);
         info!(?deleted, "deleted topics");

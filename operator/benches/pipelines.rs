@@ -1,0 +1,187 @@
+//! Operator benchmark against the real API server, broker and MongoDB of the local stack:
+//! time from `create` to every child present with a Ready condition (true, or false only because
+//! pods wait for a kubelet) for 1 and for 50 pipelines, and the operator's RSS with 50 pipelines.
+//!
+//! `eval "$(dev/stack env)" && cargo bench -p shopstream-operator --bench pipelines`
+//! (`SHOPSTREAM_BENCH_PIPELINES=1,50` changes the sizes).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use shopstream_operator::crd::AnalyticsPipeline;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| {
+        format!("{name} is not set: run `dev/stack up` and `eval \"$(dev/stack env)\"`")
+    })
+}
+
+fn pipeline(name: &str, ns: &str, tag: &str) -> anyhow::Result<AnalyticsPipeline> {
+    let text = include_str!("../../crds/examples/pipeline.yaml");
+    let mut v: serde_json::Value = serde_norway::from_str(text)?;
+    v["metadata"] = serde_json::json!({ "name": name, "namespace": ns });
+    let spec = &mut v["spec"];
+    spec["kafka"]["bootstrapServers"] = env("SHOPSTREAM_KAFKA")?.into();
+    spec["kafka"]["deleteTopicsOnDeletion"] = true.into();
+    for role in ["raw", "valid", "suspicious", "deadLetter"] {
+        spec["kafka"]["topics"][role]["name"] = format!("opbench.{tag}.{name}.{role}").into();
+    }
+    spec["redis"]["external"]["url"] = env("SHOPSTREAM_REDIS_URL")?.into();
+    spec["mongodb"]["external"]["url"] = env("SHOPSTREAM_MONGO_URL")?.into();
+    spec["mongodb"]["database"] = format!("opbench_{tag}").into();
+    spec["elasticsearch"]["external"]["url"] = env("SHOPSTREAM_ES_URL")?.into();
+    if let Some(s) = spec.as_object_mut() {
+        s.remove("kibana");
+    }
+    Ok(serde_json::from_value(v)?)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Ready-or-waiting: observedGeneration 1 and a Ready condition that is True or False only
+/// because workloads wait for pods (no kubelet) or CronJobs are unsupported (1.20).
+fn settled(p: &AnalyticsPipeline) -> bool {
+    let Some(s) = &p.status else { return false };
+    if s.observed_generation != Some(1) {
+        return false;
+    }
+    let ok = |t: &str| s.conditions.iter().any(|c| c.type_ == t && c.status == "True");
+    s.conditions.iter().any(|c| c.type_ == "Ready")
+        && ok("TopicsReady")
+        && ok("SpecValid")
+        && ok("BackendsReady")
+}
+
+async fn run_size(
+    client: &Client,
+    n: usize,
+) -> anyhow::Result<(Duration, Option<u64>, Option<u64>)> {
+    let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let ns_name = format!("op-bench-{n}-{tag}");
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(serde_json::json!({"metadata": {"name": ns_name}}))?,
+    )
+    .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns_name);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "shopstream-pseudonym"}, "stringData": {"key": "k"}
+            }))?,
+        )
+        .await?;
+
+    // The operator as a separate process (the built binary), so its RSS is its own.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_shopstream-operator"))
+        .args(["run", "--watch-namespace", &ns_name, "--metrics-addr", "127.0.0.1:0"])
+        .args(["--print-metrics-addr", "--lease-seconds", "5", "--lease-grace-seconds", "2"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("operator pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    lines.next_line().await?;
+    let idle_rss = rss_kib(pid);
+
+    let api: Api<AnalyticsPipeline> = Api::namespaced(client.clone(), &ns_name);
+    let start = Instant::now();
+    for i in 0..n {
+        api.create(&PostParams::default(), &pipeline(&format!("p{i}"), &ns_name, &tag)?).await?;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns_name);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns_name);
+    let lp = ListParams::default().labels("app.kubernetes.io/managed-by=shopstream-operator");
+    let elapsed = loop {
+        let ps = api.list(&ListParams::default()).await?;
+        let all_settled = ps.items.len() == n && ps.items.iter().all(settled);
+        if all_settled
+            && deployments.list(&lp).await?.items.len() == 4 * n
+            && services.list(&lp).await?.items.len() == 4 * n
+            && cms.list(&lp).await?.items.len() == n
+        {
+            break start.elapsed();
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("{n} pipelines did not settle within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // RSS after a few requeue-free seconds with n pipelines.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss = rss_kib(pid);
+
+    // Clean up through the operator (topics deleted by the finalizer).
+    for p in api.list(&ListParams::default()).await? {
+        api.delete(&p.name_any(), &DeleteParams::default()).await?;
+    }
+    let t = Instant::now();
+    while !api.list(&ListParams::default()).await?.items.is_empty() {
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("pipelines not deleted");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    child.start_kill()?;
+    let _ = child.wait().await;
+    nss.delete(&ns_name, &DeleteParams::default()).await?;
+    let mongo = mongodb::Client::with_uri_str(env("SHOPSTREAM_MONGO_URL")?).await?;
+    let _ = mongo.database(&format!("opbench_{tag}")).drop().await;
+    Ok((elapsed, idle_rss, rss))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    env("KUBECONFIG")?;
+    let client = Client::try_default().await.context("API server")?;
+    let crd_text = include_str!("../../crds/analyticspipeline.yaml");
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(serde_norway::from_str::<serde_json::Value>(crd_text)?)?;
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            "analyticspipelines.shopstream.io",
+            &PatchParams::apply("shopstream-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sizes: Vec<usize> = std::env::var("SHOPSTREAM_BENCH_PIPELINES")
+        .unwrap_or_else(|_| "1,50".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!(
+        "operator benchmark (kube-apiserver {}, profile {})",
+        {
+            let v = client.apiserver_version().await?;
+            format!("{}.{}", v.major, v.minor)
+        },
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    for n in sizes {
+        let (elapsed, idle, rss) = run_size(&client, n).await?;
+        println!(
+            "pipelines={n:<3} create->settled={:>8.3} s  per pipeline={:>7.1} ms  operator RSS idle={} MiB, with {n} pipelines={} MiB",
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1000.0 / n as f64,
+            idle.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
+            rss.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
+        );
+    }
+    Ok(())
+}
