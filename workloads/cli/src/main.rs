@@ -20,6 +20,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Read sessions back from a Kafka topic and print a summary.
     Summarize(summarize::SummarizeArgs),
+    /// Security gate: raw sessions -> Redis checks -> valid / suspicious / dead-letter topics.
+    Gate(shopstream_gate::GateArgs),
+    /// Valid sessions -> MongoDB `user_sessions` (flattened, pseudonymised, upserted).
+    Sink(shopstream_sink::SinkArgs),
     /// Stream processor: valid sessions to Elasticsearch summaries, product rows and sentiment.
     Process(shopstream_processor::ProcessArgs),
 }
@@ -31,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Generate(args) => generate::run(args).await,
         Command::Summarize(args) => summarize::run(args).await,
+        Command::Gate(args) => shopstream_gate::run(args).await,
+        Command::Sink(args) => shopstream_sink::run(args).await,
         Command::Process(args) => shopstream_processor::run(args).await,
     }
 }
