@@ -43,8 +43,8 @@ pub struct GenerateArgs {
     /// Write JSON lines to this file (`-` for stdout) instead of Kafka.
     #[arg(long, conflicts_with = "topic")]
     pub output: Option<PathBuf>,
-    /// Kafka topic for the sessions (keyed by userId).
-    #[arg(long, env = "SHOPSTREAM_TOPIC_RAW")]
+    /// Kafka topic for the sessions (keyed by userId); `--kafka-topic` is the same flag.
+    #[arg(long, alias = "kafka-topic", env = "SHOPSTREAM_TOPIC_RAW")]
     pub topic: Option<String>,
     /// Create the topic with this many partitions when it does not exist.
     #[arg(long, env = "SHOPSTREAM_CREATE_TOPIC_PARTITIONS")]
@@ -321,6 +321,8 @@ mod tests {
         assert!(err(&["--output", "-", "--start", "yesterday"]).contains("--start"));
         assert!(err(&["--output", "-", "--users", "0"]).contains("users"));
         assert!(args(&["--output", "-", "--count", "5"]).plan().is_ok());
+        // The operator renders the generator Deployment with `--kafka-topic`.
+        assert_eq!(args(&["--kafka-topic", "t"]).topic.as_deref(), Some("t"));
     }
 
     #[tokio::test]
