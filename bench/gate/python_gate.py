@@ -14,6 +14,7 @@ Usage (the Rust bench binary runs it; it prints one JSON line with its measureme
 
 import argparse
 import json
+import resource
 import sys
 import time
 
@@ -65,6 +66,8 @@ def main() -> int:
             continue
         if started is None:
             started = time.perf_counter()
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_started = usage.ru_utime + usage.ru_stime
         seen += 1
         try:
             session = json.loads(msg.value())
@@ -87,6 +90,8 @@ def main() -> int:
         producer.poll(0)
     producer.flush(30)
     elapsed = time.perf_counter() - started if started is not None else float("nan")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_started if started is not None else float("nan")
     consumer.close()
     print(json.dumps({
         "records": seen,
@@ -95,6 +100,8 @@ def main() -> int:
         "failed": failed,
         "seconds": elapsed,
         "per_second": seen / elapsed if seen and elapsed > 0 else 0.0,
+        "cpu_seconds": cpu,
+        "per_cpu_second": seen / cpu if seen and cpu > 0 else 0.0,
     }))
     return 0 if seen >= args.count else 1
 

@@ -10,7 +10,8 @@
 //! The binary re-executes itself under `taskset -c 0`, so the Rust gate (its async thread and
 //! librdkafka's threads) and the Python loop each get one and the same core; the broker and
 //! Redis run outside that pinning. Knobs: `GATE_BENCH_RECORDS` (Rust, default 150000),
-//! `GATE_BENCH_PY_RECORDS` (Python, default 15000), `GATE_BENCH_CPU` (default 0).
+//! `GATE_BENCH_PY_RECORDS` (Python, default 15000), `GATE_BENCH_CPU` (default 0),
+//! `GATE_BENCH_MAX_BATCH` (the gate's `--max-batch`, default 5000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -49,6 +50,22 @@ fn main() {
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(bench(&cpu));
+}
+
+/// CPU time (user + system, all threads) this process has used so far, from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    ticks / hz
 }
 
 async fn publish(producer: &FutureProducer, topic: &str, n: usize) {
@@ -120,22 +137,24 @@ async fn bench(cpu: &str) {
     args.redis_url = redis_url.clone();
     args.redis_prefix = format!("bench:gate:{tag}");
     args.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    args.max_batch = env_or("GATE_BENCH_MAX_BATCH", args.max_batch);
     let gate = Gate::new(args, &Registry::new()).unwrap();
     let totals: Arc<Totals> = gate.totals();
     let cancel = CancellationToken::new();
     let task = tokio::spawn(gate.run(cancel.clone()));
     // Time from the end of the first batch (group join and start-up excluded, as for Python,
     // which starts its clock at its first record) to the last record.
-    let (mut first, mut t_first) = (0u64, None::<Instant>);
-    let t_end = loop {
+    let (mut first, mut t_first, mut cpu_first) = (0u64, None::<Instant>, 0.0);
+    let (t_end, cpu_end) = loop {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let done = Totals::get(&totals.records_in);
         if t_first.is_none() && done > 0 {
             first = done;
             t_first = Some(Instant::now());
+            cpu_first = cpu_seconds();
         }
         if done >= n_rust as u64 {
-            break Instant::now();
+            break (Instant::now(), cpu_seconds());
         }
     };
     cancel.cancel();
@@ -143,6 +162,8 @@ async fn bench(cpu: &str) {
     let processed = Totals::get(&totals.records_in);
     let rust_secs = (t_end - t_first.unwrap()).as_secs_f64();
     let rust_rate = (n_rust as u64 - first) as f64 / rust_secs;
+    let rust_cpu = cpu_end - cpu_first;
+    let rust_cpu_rate = (n_rust as u64 - first) as f64 / rust_cpu;
     println!(
         "rust gate:   {} records in {:.3} s after the first batch of {first} -> {:.0} sessions/s \
          (valid {}, suspicious {}, dead-letter {}, batches {})",
@@ -155,6 +176,15 @@ async fn bench(cpu: &str) {
         Totals::get(&totals.batches),
     );
     assert!(processed >= n_rust as u64);
+    let phases: Vec<String> = shopstream_gate::PHASES
+        .iter()
+        .zip(&totals.phase_nanos)
+        .map(|(name, ns)| format!("{name} {:.0} ms", Totals::get(ns) as f64 / 1e6))
+        .collect();
+    println!("rust gate time per phase (whole run): {}", phases.join(", "));
+    println!(
+        "rust gate CPU: {rust_cpu:.2} s of CPU (all threads) -> {rust_cpu_rate:.0} sessions per CPU-second"
+    );
 
     // --- Python reference (same core: it inherits the pinning) ----------------------------
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/gate/python_gate.py");
@@ -176,8 +206,18 @@ async fn bench(cpu: &str) {
         py["seconds"].as_f64().unwrap_or(f64::NAN),
         py_rate
     );
+    let py_cpu_rate = py["per_cpu_second"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "python loop CPU: {:.2} s of CPU -> {py_cpu_rate:.0} sessions per CPU-second",
+        py["cpu_seconds"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "load average during the run: {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
     let ratio = rust_rate / py_rate;
-    println!("ratio rust/python: {ratio:.1}x (target >= 50x)");
+    println!("ratio rust/python (wall clock): {ratio:.1}x (target >= 50x)");
+    println!("ratio rust/python (per CPU-second): {:.1}x", rust_cpu_rate / py_cpu_rate);
     println!(
         "target >= 50,000 sessions/s on one core: {} ({rust_rate:.0})",
         if rust_rate >= 50_000.0 { "met" } else { "MISSED" }

@@ -12,18 +12,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::outputs::InRecord;
 
-/// Up to `max` records: waits for the first one (or cancellation, giving an empty batch),
-/// then takes whatever arrives within `linger`.
+/// Up to `max` records: waits for the first one (at most `first_wait` if given; until
+/// cancellation otherwise, giving an empty batch), then takes whatever arrives within `linger`.
 pub async fn poll_batch(
     consumer: &StreamConsumer,
     max: usize,
     linger: Duration,
+    first_wait: Option<Duration>,
     cancel: &CancellationToken,
 ) -> Result<Vec<InRecord>, KafkaError> {
     let mut batch = Vec::new();
+    let limit = async {
+        match first_wait {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
     let first = tokio::select! {
         m = consumer.recv() => m?,
         _ = cancel.cancelled() => return Ok(batch),
+        _ = limit => return Ok(batch),
     };
     batch.push(own(&first));
     drop(first);
@@ -62,12 +70,26 @@ pub async fn commit_batch(
     topic: &str,
     batch: &[InRecord],
 ) -> Result<(), KafkaError> {
+    commit_offsets(consumer, topic, &next_offsets(batch), CommitMode::Sync).await
+}
+
+/// Commits `offsets` (partition -> next offset) on `topic`: `Sync` waits for the broker (off
+/// the async threads), `Async` only enqueues the commit.
+pub async fn commit_offsets(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    mode: CommitMode,
+) -> Result<(), KafkaError> {
     let mut tpl = TopicPartitionList::new();
-    for (p, o) in next_offsets(batch) {
+    for (&p, &o) in offsets {
         tpl.add_partition_offset(topic, p, Offset::Offset(o))?;
     }
     if tpl.count() == 0 {
         return Ok(());
+    }
+    if matches!(mode, CommitMode::Async) {
+        return consumer.commit(&tpl, CommitMode::Async);
     }
     let consumer = consumer.clone();
     match tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await {

@@ -28,6 +28,7 @@ pub mod outputs;
 pub mod rules;
 pub mod state;
 
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +101,10 @@ pub struct GateArgs {
     /// Longest wait (ms) for a batch to fill once its first record arrived.
     #[arg(long, env = "SHOPSTREAM_GATE_BATCH_LINGER_MS", default_value_t = 20)]
     pub batch_linger_ms: u64,
+    /// Batches in flight at once: the next batch is parsed, decided and sent while earlier
+    /// ones wait for their acknowledgements (commits stay in order).
+    #[arg(long, env = "SHOPSTREAM_GATE_PIPELINE_DEPTH", default_value_t = 4)]
+    pub pipeline_depth: usize,
     /// Largest dead-letter payload in bytes; longer originals are cut (and marked).
     #[arg(long, env = "SHOPSTREAM_GATE_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
     pub max_dead_letter_bytes: usize,
@@ -134,6 +139,9 @@ impl GateArgs {
         }
         if !(1..=100_000).contains(&self.max_batch) {
             return err(format!("--max-batch {} is not in 1..=100000", self.max_batch));
+        }
+        if !(1..=64).contains(&self.pipeline_depth) {
+            return err(format!("--pipeline-depth {} is not in 1..=64", self.pipeline_depth));
         }
         if self.max_dead_letter_bytes < 1024 {
             return err("--max-dead-letter-bytes must be at least 1024".into());
@@ -197,7 +205,14 @@ pub struct Totals {
     pub replayed: AtomicU64,
     /// Batches completed.
     pub batches: AtomicU64,
+    /// Nanoseconds spent per phase, summed over batches: waiting for records, parsing,
+    /// the Redis script, producing until acknowledged, committing.
+    pub phase_nanos: [AtomicU64; 5],
 }
+
+/// Names of the phases of [`Totals::phase_nanos`] (also the `phase` label of
+/// `shopstream_gate_phase_seconds`).
+pub const PHASES: [&str; 5] = ["poll", "parse", "redis", "produce", "commit"];
 
 impl Totals {
     /// Reads a counter.
@@ -213,6 +228,7 @@ struct GateMetrics {
     verdicts: IntCounterVec,
     replayed: IntCounter,
     batch_seconds: Histogram,
+    phase_seconds: prometheus::HistogramVec,
     retries: IntCounterVec,
 }
 
@@ -249,6 +265,14 @@ impl GateMetrics {
                 )
                 .buckets(prometheus::exponential_buckets(0.001, 2.0, 16)?),
             )?,
+            phase_seconds: prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "shopstream_gate_phase_seconds",
+                    "Time per batch phase (poll, parse, redis, produce, commit)",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.0, 16)?),
+                &["phase"],
+            )?,
             retries: IntCounterVec::new(
                 Opts::new("shopstream_gate_retries_total", "Failed attempts that were retried"),
                 &["operation"],
@@ -260,6 +284,7 @@ impl GateMetrics {
         registry.register(Box::new(m.verdicts.clone()))?;
         registry.register(Box::new(m.replayed.clone()))?;
         registry.register(Box::new(m.batch_seconds.clone()))?;
+        registry.register(Box::new(m.phase_seconds.clone()))?;
         registry.register(Box::new(m.retries.clone()))?;
         Ok(m)
     }
@@ -295,6 +320,27 @@ pub struct Gate {
     metrics: GateMetrics,
     totals: Arc<Totals>,
     ready: Health,
+    /// Highest offsets (exclusive) committed so far, per partition.
+    committed: BTreeMap<i32, i64>,
+}
+
+/// What the gate decided for one record of a batch.
+enum Plan {
+    /// A session with its verdict.
+    Session { user_id: String, verdict: Verdict },
+    /// A record that failed the schema (`None`: no payload).
+    Dead(Option<SchemaError>),
+}
+
+/// A batch whose outputs were sent but not yet acknowledged.
+struct InFlight {
+    batch: Vec<InRecord>,
+    plans: Vec<Plan>,
+    /// Resolves to the indices of outputs that failed, and the first error.
+    deliveries: tokio::task::JoinHandle<(Vec<usize>, Option<String>)>,
+    started: Instant,
+    produce_started: Instant,
+    replayed: u64,
 }
 
 impl std::fmt::Debug for Gate {
@@ -327,6 +373,7 @@ impl Gate {
             metrics: GateMetrics::new(registry)?,
             totals: Arc::new(Totals::default()),
             ready: Health::new(),
+            committed: BTreeMap::new(),
             args,
         })
     }
@@ -371,12 +418,35 @@ impl Gate {
         self.ready.set_ready(true);
         tracing::info!(topic = %self.args.input_topic, group = %self.args.group, "gate started");
 
+        let depth = self.args.pipeline_depth;
+        let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let mut backoff = self.args.backoff();
-        while !cancel.is_cancelled() {
+        let mut unfinished = false;
+        'outer: loop {
+            // Finish (ack -> commit) batches in order: those whose deliveries are done, and the
+            // oldest one whenever the pipeline is full.
+            while let Some(front) = inflight.front() {
+                if !(front.deliveries.is_finished() || inflight.len() >= depth) {
+                    break;
+                }
+                let Some(f) = inflight.pop_front() else { break };
+                if !self.finish(f, &cancel).await {
+                    unfinished = true;
+                    break 'outer;
+                }
+            }
+            if cancel.is_cancelled() {
+                break;
+            }
+            let poll_started = Instant::now();
+            // With batches in flight, do not wait long for new records: their acks may be due.
+            let first_wait =
+                if inflight.is_empty() { None } else { Some(Duration::from_millis(2)) };
             let polled = consume::poll_batch(
                 &self.consumer,
                 self.args.max_batch,
                 Duration::from_millis(self.args.batch_linger_ms),
+                first_wait,
                 &cancel,
             )
             .await;
@@ -398,13 +468,40 @@ impl Gate {
             if batch.is_empty() {
                 continue;
             }
-            if !self.process(&batch, &cancel).await {
-                tracing::info!(
-                    records = batch.len(),
-                    "stopping with an unfinished batch; it was not committed and will be re-read"
-                );
-                break;
+            self.phase(0, poll_started);
+            match self.start(batch, &cancel).await {
+                Some(f) => inflight.push_back(f),
+                None => {
+                    unfinished = true;
+                    break;
+                }
             }
+        }
+        // Shutdown: finish what is in flight, in order (unless a service is down).
+        if !unfinished {
+            while let Some(f) = inflight.pop_front() {
+                if !self.finish(f, &cancel).await {
+                    unfinished = true;
+                    break;
+                }
+            }
+        }
+        if unfinished || !inflight.is_empty() {
+            tracing::info!(
+                batches = inflight.len() + usize::from(unfinished),
+                "stopping with unfinished batches; they were not committed and will be re-read"
+            );
+        }
+        // Make the last asynchronous commits durable before leaving the group.
+        if let Err(e) = consume::commit_offsets(
+            &self.consumer,
+            &self.args.input_topic,
+            &self.committed,
+            rdkafka::consumer::CommitMode::Sync,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "final offset commit failed; some records may be re-read");
         }
         self.ready.set_ready(false);
         let _ = self.producer.flush(Duration::from_secs(10));
@@ -419,8 +516,13 @@ impl Gate {
         Ok(())
     }
 
-    /// Processes one batch to the end (commit); `false` if cancelled before it could finish.
-    async fn process(&mut self, batch: &[InRecord], cancel: &CancellationToken) -> bool {
+    /// Parses a batch, applies it to Redis and sends every output; the deliveries are awaited
+    /// by [`Gate::finish`]. `None` if cancelled while Redis was failing (nothing was sent).
+    async fn start(
+        &mut self,
+        batch: Vec<InRecord>,
+        cancel: &CancellationToken,
+    ) -> Option<InFlight> {
         let started = Instant::now();
         let parsed: Vec<Result<Session, Option<SchemaError>>> = batch
             .iter()
@@ -439,7 +541,9 @@ impl Gate {
                 day: s.session_timestamp.date().to_string(),
             })
             .collect();
+        self.phase(1, started);
 
+        let redis_started = Instant::now();
         let mut backoff = self.args.backoff();
         let decisions = loop {
             match self.state.apply(&items).await {
@@ -449,17 +553,18 @@ impl Gate {
                     self.metrics.retries.with_label_values(&["redis"]).inc();
                     self.ready.set_ready(false);
                     if !backoff.wait(cancel).await {
-                        return false;
+                        return None;
                     }
                 }
             }
         };
+        drop(items);
+        self.phase(2, redis_started);
 
-        let topic = self.args.input_topic.as_str();
-        let mut outs: Vec<OutRecord<'_>> = Vec::with_capacity(batch.len());
+        let mut plans = Vec::with_capacity(batch.len());
         let mut decision = decisions.iter();
         let mut replayed = 0u64;
-        for (rec, p) in batch.iter().zip(&parsed) {
+        for p in parsed {
             match p {
                 Ok(s) => {
                     let Some(d) = decision.next() else { unreachable!("one decision per session") };
@@ -467,20 +572,94 @@ impl Gate {
                     if !d.replayed {
                         self.metrics.verdicts.with_label_values(&[d.verdict.reason()]).inc();
                     }
-                    outs.push(session_output(topic, rec, &s.user_id, d.verdict));
+                    plans.push(Plan::Session { user_id: s.user_id, verdict: d.verdict });
                 }
                 Err(e) => {
                     let reason = e.as_ref().map_or(outputs::REASON_EMPTY, SchemaError::reason);
                     self.metrics.records_failed.with_label_values(&[reason]).inc();
-                    outs.push(dead_letter(topic, rec, e.as_ref(), self.args.max_dead_letter_bytes));
+                    plans.push(Plan::Dead(e));
                 }
             }
         }
 
-        if !self.produce_all(&outs, cancel).await {
-            return false;
+        let produce_started = Instant::now();
+        let outs = self.outputs(&batch, &plans);
+        let mut futures = Vec::with_capacity(outs.len());
+        let mut failed_now = Vec::new();
+        let mut first_error = None;
+        for (i, o) in outs.iter().enumerate() {
+            match self.send(o).await {
+                Ok(f) => futures.push(async move { (i, f.await) }),
+                Err(e) => {
+                    first_error.get_or_insert_with(|| e.to_string());
+                    failed_now.push(i);
+                }
+            }
         }
-        self.commit(batch).await;
+        drop(outs);
+        let deliveries = tokio::spawn(async move {
+            let mut failed = failed_now;
+            for (i, result) in join_all(futures).await {
+                match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => {
+                        first_error.get_or_insert_with(|| e.to_string());
+                        failed.push(i);
+                    }
+                    Err(_) => {
+                        first_error.get_or_insert_with(|| "delivery report lost".to_string());
+                        failed.push(i);
+                    }
+                }
+            }
+            failed.sort_unstable();
+            (failed, first_error)
+        });
+        Some(InFlight { batch, plans, deliveries, started, produce_started, replayed })
+    }
+
+    /// Waits for a batch's deliveries (re-sending failed ones with backoff), then commits its
+    /// offsets. `false` if cancelled before every output was acknowledged (nothing committed).
+    async fn finish(&mut self, f: InFlight, cancel: &CancellationToken) -> bool {
+        let (failed, first_error) = match f.deliveries.await {
+            Ok(r) => r,
+            Err(e) => ((0..f.batch.len()).collect(), Some(format!("delivery task failed: {e}"))),
+        };
+        let outs = self.outputs(&f.batch, &f.plans);
+        if !failed.is_empty() {
+            tracing::warn!(
+                failed = failed.len(),
+                error = first_error.as_deref().unwrap_or("?"),
+                "produce failed; retrying"
+            );
+            self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
+            self.ready.set_ready(false);
+            let retry: Vec<OutRecord<'_>> = failed.iter().map(|&i| outs[i].clone()).collect();
+            if !self.args.backoff().wait(cancel).await || !self.produce_all(&retry, cancel).await {
+                return false;
+            }
+        }
+        self.phase(3, f.produce_started);
+
+        let commit_started = Instant::now();
+        for (p, o) in consume::next_offsets(&f.batch) {
+            let e = self.committed.entry(p).or_insert(o);
+            *e = (*e).max(o);
+        }
+        let r = consume::commit_offsets(
+            &self.consumer,
+            &self.args.input_topic,
+            &consume::next_offsets(&f.batch),
+            rdkafka::consumer::CommitMode::Async,
+        )
+        .await;
+        if let Err(e) = r {
+            // After a rebalance the partition belongs to another replica, which re-reads the
+            // batch; the recorded verdicts make that a no-op.
+            tracing::warn!(error = %e, "offset commit failed; the batch may be re-read");
+            self.metrics.retries.with_label_values(&["kafka_commit"]).inc();
+        }
+        self.phase(4, commit_started);
         self.ready.set_ready(true);
 
         let mut counts = [0u64; 3];
@@ -490,17 +669,40 @@ impl Gate {
         for (route, n) in [Route::Valid, Route::Suspicious, Route::DeadLetter].iter().zip(counts) {
             self.metrics.records_out.with_label_values(&[route.label()]).inc_by(n);
         }
-        self.metrics.records_in.inc_by(batch.len() as u64);
-        self.metrics.replayed.inc_by(replayed);
-        self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        let n = f.batch.len() as u64;
+        self.metrics.records_in.inc_by(n);
+        self.metrics.replayed.inc_by(f.replayed);
+        self.metrics.batch_seconds.observe(f.started.elapsed().as_secs_f64());
         let t = &self.totals;
         t.valid.fetch_add(counts[Route::Valid as usize], Ordering::Relaxed);
         t.suspicious.fetch_add(counts[Route::Suspicious as usize], Ordering::Relaxed);
         t.dead_letter.fetch_add(counts[Route::DeadLetter as usize], Ordering::Relaxed);
-        t.replayed.fetch_add(replayed, Ordering::Relaxed);
+        t.replayed.fetch_add(f.replayed, Ordering::Relaxed);
         t.batches.fetch_add(1, Ordering::Relaxed);
-        t.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        t.records_in.fetch_add(n, Ordering::Relaxed);
         true
+    }
+
+    /// The output records of a planned batch (pure; the same every time).
+    fn outputs<'a>(&self, batch: &'a [InRecord], plans: &'a [Plan]) -> Vec<OutRecord<'a>> {
+        let topic = self.args.input_topic.as_str();
+        batch
+            .iter()
+            .zip(plans)
+            .map(|(rec, plan)| match plan {
+                Plan::Session { user_id, verdict } => session_output(topic, rec, user_id, *verdict),
+                Plan::Dead(e) => {
+                    dead_letter(topic, rec, e.as_ref(), self.args.max_dead_letter_bytes)
+                }
+            })
+            .collect()
+    }
+
+    fn phase(&self, i: usize, since: Instant) {
+        let d = since.elapsed();
+        self.metrics.phase_seconds.with_label_values(&[PHASES[i]]).observe(d.as_secs_f64());
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.totals.phase_nanos[i].fetch_add(nanos, Ordering::Relaxed);
     }
 
     fn topic_of(&self, route: Route) -> &str {
@@ -582,15 +784,6 @@ impl Gate {
                 }
                 Err((e, _)) => return Err(e),
             }
-        }
-    }
-
-    async fn commit(&self, batch: &[InRecord]) {
-        if let Err(e) = consume::commit_batch(&self.consumer, &self.args.input_topic, batch).await {
-            // After a rebalance the partition belongs to another replica, which re-reads the
-            // batch; the recorded verdicts make that a no-op.
-            tracing::warn!(error = %e, "offset commit failed; the batch may be re-read");
-            self.metrics.retries.with_label_values(&["kafka_commit"]).inc();
         }
     }
 }

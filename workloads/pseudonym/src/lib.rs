@@ -142,7 +142,8 @@ impl Pseudonymizer {
 
 /// Where the key comes from: exactly one of an environment variable (filled from a Secret) or
 /// a file (a mounted Secret). Flatten into a command's arguments with `#[command(flatten)]`.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// `Debug` never shows the key.
+#[derive(Clone, Default, clap::Args)]
 pub struct KeyArgs {
     /// The pseudonym key itself (its UTF-8 bytes are the HMAC key). Prefer the env var from a
     /// Secret over the command line.
@@ -151,6 +152,15 @@ pub struct KeyArgs {
     /// A file holding the key (its bytes are the HMAC key; one trailing newline is dropped).
     #[arg(long = "pseudonym-key-file", env = "SHOPSTREAM_PSEUDONYM_KEY_FILE")]
     pub key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyArgs")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .finish()
+    }
 }
 
 impl KeyArgs {
@@ -279,6 +289,8 @@ mod tests {
         assert!(matches!(err, PseudonymError::KeyTooShort { len: 5, min: MIN_KEY_BYTES }));
         let p = Pseudonymizer::new(b"super-secret-key-material").unwrap();
         assert!(!format!("{p:?}").contains("super-secret"));
+        let args = KeyArgs { key: Some("super-secret-key-material".into()), key_file: None };
+        assert!(!format!("{args:?}").contains("super-secret"));
     }
 
     #[test]

@@ -309,6 +309,7 @@ impl Sink {
                 &self.consumer,
                 self.args.max_batch,
                 Duration::from_millis(self.args.batch_linger_ms),
+                None,
                 &cancel,
             )
             .await;
