@@ -32,6 +32,8 @@ pub mod minhash;
 pub mod pipeline;
 pub mod store;
 pub mod synthetic;
+#[doc(hidden)]
+pub mod test_support;
 pub mod tokens;
 
 pub use cli::{SimilarArgs, SimilarityArgs, run_similar, run_similarity};

@@ -14,8 +14,6 @@
 //! `(band hash, item)` pairs once: buckets are contiguous runs, a self-join walks each run once
 //! without hashing or allocating per query, and every result is reproducible.
 
-use std::ops::Range;
-
 use crate::SimilarityError;
 
 /// Number of bands `b` and rows per band `r`.
@@ -140,6 +138,43 @@ struct Band {
     sorted: Vec<(u64, u32)>,
     /// Position of item `i` in `sorted`.
     pos: Vec<u32>,
+    /// Directory over the top `bits` bits of the (uniform) band hashes: the entries whose hash
+    /// starts with prefix `p` are `sorted[dir[p]..dir[p + 1]]` (about one per prefix), so a
+    /// query finds its bucket with two reads instead of a binary search.
+    dir: Vec<u32>,
+    /// Number of prefix bits of `dir`.
+    bits: u32,
+}
+
+impl Band {
+    fn new(mut sorted: Vec<(u64, u32)>) -> Self {
+        sorted.sort_unstable();
+        let n = sorted.len();
+        let mut pos = vec![0u32; n];
+        for (p, &(_, item)) in sorted.iter().enumerate() {
+            pos[item as usize] = p as u32;
+        }
+        // About one entry per prefix; at least 1 bit so the shift below stays in range.
+        let bits = (usize::BITS - n.max(2).leading_zeros()).clamp(1, 32);
+        let mut dir = vec![0u32; (1usize << bits) + 1];
+        let mut p = 0usize;
+        for (prefix, slot) in dir.iter_mut().enumerate() {
+            while p < n && ((sorted[p].0 >> (64 - bits)) as usize) < prefix {
+                p += 1;
+            }
+            *slot = p as u32;
+        }
+        Self { sorted, pos, dir, bits }
+    }
+
+    /// The run of entries whose hash is `key`.
+    fn bucket(&self, key: u64) -> &[(u64, u32)] {
+        let prefix = (key >> (64 - self.bits)) as usize;
+        let near = &self.sorted[self.dir[prefix] as usize..self.dir[prefix + 1] as usize];
+        let start = near.partition_point(|&(k, _)| k < key);
+        let end = start + near[start..].iter().take_while(|&&(k, _)| k == key).count();
+        &near[start..end]
+    }
 }
 
 /// A static LSH index over a batch of signatures (items are their row numbers).
@@ -175,15 +210,10 @@ impl LshIndex {
         let mut bands = Vec::with_capacity(params.bands);
         for band in 0..params.bands {
             let cols = band * params.rows..(band + 1) * params.rows;
-            let mut sorted: Vec<(u64, u32)> = (0..n)
+            let keyed: Vec<(u64, u32)> = (0..n)
                 .map(|i| (band_hash(&signatures.get(i)[cols.clone()], &mut buf), i as u32))
                 .collect();
-            sorted.sort_unstable();
-            let mut pos = vec![0u32; n];
-            for (p, &(_, item)) in sorted.iter().enumerate() {
-                pos[item as usize] = p as u32;
-            }
-            bands.push(Band { sorted, pos });
+            bands.push(Band::new(keyed));
         }
         Ok(Self { params, bands })
     }
@@ -238,20 +268,12 @@ impl LshIndex {
         for (band_no, band) in self.bands.iter().enumerate() {
             let cols = band_no * self.params.rows..(band_no + 1) * self.params.rows;
             let key = band_hash(&signature[cols], &mut buf);
-            let range = bucket(&band.sorted, key);
-            out.extend(band.sorted[range].iter().map(|&(_, item)| item));
+            out.extend(band.bucket(key).iter().map(|&(_, item)| item));
         }
         out.sort_unstable();
         out.dedup();
         out
     }
-}
-
-/// The run of `sorted` whose key is `key`.
-fn bucket(sorted: &[(u64, u32)], key: u64) -> Range<usize> {
-    let start = sorted.partition_point(|&(k, _)| k < key);
-    let end = sorted.partition_point(|&(k, _)| k <= key);
-    start..end
 }
 
 #[cfg(test)]
@@ -313,6 +335,31 @@ mod tests {
         assert_eq!(index.query(&[0, 0, 7, 7]), vec![2, 3]);
         assert_eq!(index.query(&[0, 0, 0, 0]), Vec::<u32>::new());
         assert_eq!(index.len(), 6);
+    }
+
+    #[test]
+    fn bucket_directory_finds_every_run() {
+        for n in [0usize, 1, 2, 3, 17, 1000] {
+            // Keys with repeats and extreme values, including 0 and u64::MAX.
+            let keyed: Vec<(u64, u32)> = (0..n)
+                .map(|i| {
+                    let k = match i % 5 {
+                        0 => 0,
+                        1 => u64::MAX,
+                        _ => (i as u64 / 3).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    };
+                    (k, i as u32)
+                })
+                .collect();
+            let band = Band::new(keyed.clone());
+            for &(k, _) in &keyed {
+                let mut expect: Vec<u32> = keyed.iter().filter(|e| e.0 == k).map(|e| e.1).collect();
+                expect.sort_unstable();
+                let got: Vec<u32> = band.bucket(k).iter().map(|e| e.1).collect();
+                assert_eq!(got, expect, "n {n} key {k}");
+            }
+            assert!(band.bucket(12345).is_empty() || keyed.iter().any(|e| e.0 == 12345));
+        }
     }
 
     #[test]

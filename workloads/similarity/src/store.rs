@@ -32,7 +32,8 @@ use serde_json::{Value, json};
 use crate::SimilarityError;
 use crate::lsh::LshParams;
 use crate::pipeline::{SimilarUser, SimilarityParams, SimilarityResult, UserSimilarity};
-use crate::tokens::UserTokens;
+use crate::tokens::{Behaviour, UserTokens};
+use shopstream_schema::{Action, DeviceType, PaymentMethod, Referrer};
 
 /// Default MongoDB collection of the results.
 pub const SIMILAR_USERS_COLLECTION: &str = "similar_users";
@@ -363,21 +364,116 @@ pub async fn count_mongo(db: &mongodb::Database, collection: &str) -> Result<u64
     Ok(db.collection::<Document>(collection).count_documents(doc! {}).await?)
 }
 
-/// Reads the sessions of the MongoDB collection written by `shopstream sink` and merges them
-/// into per-user token sets. Documents are turned back into [`shopstream_schema::Session`]
-/// records by [`session_from_document`]; those that do not convert are logged and skipped.
+/// The fields of a `user_sessions` document (written by `shopstream sink`, see
+/// `shopstream_sink::document`) that the behaviour tokens need. The pseudonymised fields
+/// (`name`, `email`, `ipAddress`) and the location are never read.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SinkSession {
+    user_id: String,
+    session_timestamp: mongodb::bson::DateTime,
+    browsing_pattern: Vec<i64>,
+    #[serde(rename = "timeSpentonEachPage")]
+    time_spent_on_each_page: Vec<i64>,
+    exit_page: String,
+    actions: String,
+    purchase_made: bool,
+    payment_method_type: String,
+    referrer: String,
+    device_type: String,
+}
+
+/// The projection of [`read_sessions_mongo`]'s query: only the fields tokens are made of.
+fn sink_projection() -> Document {
+    doc! {
+        "_id": 0, "userId": 1, "sessionTimestamp": 1, "browsingPattern": 1,
+        "timeSpentonEachPage": 1, "exitPage": 1, "actions": 1, "purchaseMade": 1,
+        "paymentMethodType": 1, "referrer": 1, "deviceType": 1,
+    }
+}
+
+fn enum_value<T: Copy>(
+    all: &[T],
+    text: &str,
+    as_str: impl Fn(T) -> &'static str,
+    field: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|v| as_str(*v) == text)
+        .ok_or_else(|| format!("{field}: unknown value {text:?}"))
+}
+
+/// Converts a `user_sessions` document into the [`Behaviour`] its tokens are made of, checking
+/// what the tokens rely on (product ids `1..=10`, one time per page, known enum values). The
+/// `sessionTimestamp` date is read back as the zone-less time the sink stored as UTC.
+pub fn behaviour_from_document(d: &Document) -> Result<Behaviour, String> {
+    let s: SinkSession = mongodb::bson::from_document(d.clone()).map_err(|e| e.to_string())?;
+    if s.user_id.trim().is_empty() {
+        return Err("userId: must not be empty".into());
+    }
+    let start = DateTime::<Utc>::from_timestamp_millis(s.session_timestamp.timestamp_millis())
+        .ok_or("sessionTimestamp: out of range")?
+        .naive_utc();
+    let mut pages = Vec::with_capacity(s.browsing_pattern.len());
+    for (i, &id) in s.browsing_pattern.iter().enumerate() {
+        match u8::try_from(id).ok().and_then(shopstream_schema::catalog::product) {
+            Some(p) => pages.push(p.id),
+            None => return Err(format!("browsingPattern[{i}]: {id} is not a product id")),
+        }
+    }
+    if pages.is_empty() {
+        return Err("browsingPattern: a session views at least one page".into());
+    }
+    if s.time_spent_on_each_page.len() != pages.len() {
+        return Err(format!(
+            "timeSpentonEachPage: has {} entries but browsingPattern has {}",
+            s.time_spent_on_each_page.len(),
+            pages.len()
+        ));
+    }
+    let seconds = s
+        .time_spent_on_each_page
+        .iter()
+        .map(|&t| u32::try_from(t).map_err(|_| format!("timeSpentonEachPage: {t} is out of range")))
+        .collect::<Result<Vec<u32>, String>>()?;
+    let exit = shopstream_schema::catalog::product_by_name(&s.exit_page)
+        .ok_or_else(|| format!("exitPage: {:?} is not a product name", s.exit_page))?;
+    let action = enum_value(Action::ALL, &s.actions, Action::as_str, "actions")?;
+    let method = enum_value(
+        PaymentMethod::ALL,
+        &s.payment_method_type,
+        PaymentMethod::as_str,
+        "paymentMethodType",
+    )?;
+    Ok(Behaviour {
+        user_id: s.user_id,
+        start,
+        pages,
+        seconds,
+        exit_page: Some(exit.id),
+        action,
+        purchase: s.purchase_made.then_some(method),
+        referrer: enum_value(Referrer::ALL, &s.referrer, Referrer::as_str, "referrer")?,
+        device: enum_value(DeviceType::ALL, &s.device_type, DeviceType::as_str, "deviceType")?,
+    })
+}
+
+/// Reads the sessions of the MongoDB collection written by `shopstream sink` (`user_sessions`)
+/// and merges them into per-user token sets. Only the token fields are fetched (a projection);
+/// documents that do not convert ([`behaviour_from_document`]) are logged, counted and skipped.
 pub async fn read_sessions_mongo(
     db: &mongodb::Database,
     collection: &str,
 ) -> Result<(UserTokens, ReadStats), SimilarityError> {
     let coll = db.collection::<Document>(collection);
-    let mut cursor = coll.find(doc! {}).await?;
+    let mut cursor = coll.find(doc! {}).projection(sink_projection()).batch_size(5000).await?;
     let mut users = UserTokens::new();
     let mut stats = ReadStats::default();
     while let Some(d) = cursor.try_next().await? {
         stats.records += 1;
-        match session_from_document(&d) {
-            Ok(session) => users.add_session(&session),
+        match behaviour_from_document(&d) {
+            Ok(b) => users.add_behaviour(&b),
             Err(message) => {
                 stats.rejected += 1;
                 tracing::warn!(collection, record = stats.records, %message, "skipping session document");
@@ -385,15 +481,6 @@ pub async fn read_sessions_mongo(
         }
     }
     Ok((users, stats))
-}
-
-/// Converts a session document of the sink's collection into a validated session.
-pub fn session_from_document(d: &Document) -> Result<shopstream_schema::Session, String> {
-    let mut d = d.clone();
-    d.remove("_id");
-    let value: Value = Bson::Document(d).into_relaxed_extjson();
-    let bytes = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
-    shopstream_schema::parse_session(&bytes).map_err(|e| e.to_string())
 }
 
 /// The explicit mapping of the results index.
@@ -623,6 +710,38 @@ mod tests {
         }
         assert_eq!(src["similarCount"], 1);
         assert_eq!(src["similar"][0]["userId"], "b");
+    }
+
+    use crate::test_support::sink_document;
+
+    #[test]
+    fn sink_documents_give_the_same_behaviour_as_records() {
+        for line in include_str!("../tests/data/original-format.jsonl").lines() {
+            let s = shopstream_schema::parse_session(line.as_bytes()).unwrap();
+            let d = sink_document(&s);
+            assert_eq!(behaviour_from_document(&d).unwrap(), Behaviour::from_session(&s));
+            // Also through the projection the reader uses.
+            let mut projected = Document::new();
+            for (k, _) in sink_projection().iter().filter(|(k, _)| *k != "_id") {
+                projected.insert(k.clone(), d.get(k).unwrap().clone());
+            }
+            assert_eq!(behaviour_from_document(&projected).unwrap(), Behaviour::from_session(&s));
+            for (key, bad) in [
+                ("browsingPattern", Bson::Array(vec![Bson::Int32(11)])),
+                ("timeSpentonEachPage", Bson::Array(vec![])),
+                ("exitPage", Bson::String("lamp".into())),
+                ("referrer", Bson::String("Bing".into())),
+                ("deviceType", Bson::Int32(3)),
+            ] {
+                let mut broken = d.clone();
+                broken.insert(key, bad);
+                let err = behaviour_from_document(&broken).unwrap_err();
+                assert!(err.contains(key) || err.contains("invalid type"), "{key}: {err}");
+            }
+            let mut missing = d.clone();
+            missing.remove("userId");
+            assert!(behaviour_from_document(&missing).unwrap_err().contains("userId"));
+        }
     }
 
     #[test]

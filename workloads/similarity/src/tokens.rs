@@ -26,9 +26,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Datelike, Timelike, Weekday};
-use shopstream_schema::catalog::product_by_name;
-use shopstream_schema::{DeviceType, Referrer, Session};
+use chrono::{Datelike, NaiveDateTime, Timelike, Weekday};
+use shopstream_schema::catalog::{product, product_by_name};
+use shopstream_schema::{Action, DeviceType, PaymentMethod, Referrer, Session};
 
 /// Seconds on one product page from which the look counts as a long one (a `dwell:` token).
 pub const DWELL_SECONDS: u32 = 60;
@@ -44,53 +44,98 @@ pub fn part_of_day(hour: u32) -> &'static str {
     }
 }
 
+/// The fields of one session that behaviour tokens are made of, typed and already validated.
+/// Built from a [`Session`] ([`Behaviour::from_session`]) or from a `user_sessions` document
+/// (`store::behaviour_from_document`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Stable user id.
+    pub user_id: String,
+    /// Session start (local time, no zone).
+    pub start: NaiveDateTime,
+    /// Viewed product ids (`1..=10`), in viewing order.
+    pub pages: Vec<u8>,
+    /// Seconds on each viewed page, parallel to `pages`.
+    pub seconds: Vec<u32>,
+    /// Product id of the exit page.
+    pub exit_page: Option<u8>,
+    /// Last action.
+    pub action: Action,
+    /// The payment method when the session ended in a purchase.
+    pub purchase: Option<PaymentMethod>,
+    /// Referrer.
+    pub referrer: Referrer,
+    /// Device type.
+    pub device: DeviceType,
+}
+
+impl Behaviour {
+    /// The behaviour of a (validated) session record.
+    pub fn from_session(s: &Session) -> Self {
+        Self {
+            user_id: s.user_id.clone(),
+            start: s.session_timestamp,
+            pages: s.browsing_pattern.clone(),
+            seconds: s.time_spent_on_each_page.clone(),
+            exit_page: product_by_name(&s.exit_page).map(|p| p.id),
+            action: s.actions,
+            purchase: s.purchase_made.then_some(s.payment_method_type),
+            referrer: s.referrer,
+            device: s.device_information.device_type,
+        }
+    }
+}
+
 /// The behaviour tokens of one session (see the module documentation), sorted and without
 /// duplicates.
 pub fn session_tokens(session: &Session) -> BTreeSet<String> {
+    behaviour_tokens(&Behaviour::from_session(session))
+}
+
+/// The behaviour tokens of one session's [`Behaviour`] (see the module documentation).
+pub fn behaviour_tokens(b: &Behaviour) -> BTreeSet<String> {
     let mut tokens = BTreeSet::new();
-    let ids = &session.browsing_pattern;
+    let ids = &b.pages;
     for &id in ids {
         tokens.insert(format!("view:{id}"));
+        if let Some(p) = product(id) {
+            tokens.insert(format!("cat:{}", p.category));
+        }
     }
     let mut distinct: Vec<u8> = ids.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    for (i, &a) in distinct.iter().enumerate() {
-        for &b in &distinct[i + 1..] {
-            tokens.insert(format!("pair:{a}-{b}"));
+    for (i, &x) in distinct.iter().enumerate() {
+        for &y in &distinct[i + 1..] {
+            tokens.insert(format!("pair:{x}-{y}"));
         }
-    }
-    for category in &session.product_categories {
-        tokens.insert(format!("cat:{category}"));
     }
     if let Some(first) = ids.first() {
         tokens.insert(format!("entry:{first}"));
     }
-    if let Some(p) = product_by_name(&session.exit_page) {
-        tokens.insert(format!("exit:{}", p.id));
+    if let Some(id) = b.exit_page {
+        tokens.insert(format!("exit:{id}"));
     }
-    for (&id, &seconds) in ids.iter().zip(&session.time_spent_on_each_page) {
+    for (&id, &seconds) in ids.iter().zip(&b.seconds) {
         if seconds >= DWELL_SECONDS {
             tokens.insert(format!("dwell:{id}"));
         }
     }
-    tokens.insert(format!("act:{}", session.actions.as_str()));
-    if session.purchase_made {
+    tokens.insert(format!("act:{}", b.action.as_str()));
+    if let Some(method) = b.purchase {
         for &id in ids {
             tokens.insert(format!("buy:{id}"));
         }
-        tokens.insert(format!("pay:{}", session.payment_method_type.as_str()));
+        tokens.insert(format!("pay:{}", method.as_str()));
     }
-    if session.referrer != Referrer::Unknown {
-        tokens.insert(format!("ref:{}", session.referrer.as_str()));
+    if b.referrer != Referrer::Unknown {
+        tokens.insert(format!("ref:{}", b.referrer.as_str()));
     }
-    let device = session.device_information.device_type;
-    if device != DeviceType::Unknown {
-        tokens.insert(format!("dev:{}", device.as_str()));
+    if b.device != DeviceType::Unknown {
+        tokens.insert(format!("dev:{}", b.device.as_str()));
     }
-    let start = session.session_timestamp;
-    tokens.insert(format!("pod:{}", part_of_day(start.hour())));
-    let kind = match start.weekday() {
+    tokens.insert(format!("pod:{}", part_of_day(b.start.hour())));
+    let kind = match b.start.weekday() {
         Weekday::Sat | Weekday::Sun => "weekend",
         _ => "weekday",
     };
@@ -113,11 +158,16 @@ impl UserTokens {
 
     /// Adds the tokens of one session to its user's set.
     pub fn add_session(&mut self, session: &Session) {
-        let tokens = session_tokens(session);
-        match self.users.get_mut(&session.user_id) {
+        self.add_behaviour(&Behaviour::from_session(session));
+    }
+
+    /// Adds the tokens of one session's behaviour to its user's set.
+    pub fn add_behaviour(&mut self, behaviour: &Behaviour) {
+        let tokens = behaviour_tokens(behaviour);
+        match self.users.get_mut(&behaviour.user_id) {
             Some(set) => set.extend(tokens),
             None => {
-                self.users.insert(session.user_id.clone(), tokens);
+                self.users.insert(behaviour.user_id.clone(), tokens);
             }
         }
         self.sessions += 1;
@@ -144,7 +194,8 @@ impl UserTokens {
         self.users.is_empty()
     }
 
-    /// Number of sessions added with [`UserTokens::add_session`].
+    /// Number of sessions added with [`UserTokens::add_session`] or
+    /// [`UserTokens::add_behaviour`].
     pub fn sessions(&self) -> usize {
         self.sessions
     }

@@ -1,0 +1,214 @@
+//! Integration with the real MongoDB and Elasticsearch servers of `dev/stack`: the commands
+//! `similarity` (reading a JSON-lines file and reading MongoDB `user_sessions`) and `similar`.
+//! Each test uses its own database and index (random suffix) and removes them.
+#![allow(clippy::unwrap_used)] // Tests panic on failure by design.
+
+mod common;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use mongodb::bson::{Document, doc};
+use shopstream_generator::{Generator, GeneratorConfig};
+use shopstream_similarity::cli::{SimilarArgs, SimilarityArgs, lookup, render};
+use shopstream_similarity::store::{self, count_mongo, read_es, read_mongo};
+use shopstream_similarity::test_support::sink_document;
+use shopstream_similarity::{SimilarityParams, UserTokens, compute, run_similarity};
+
+#[derive(Parser)]
+struct SimilarityCli {
+    #[command(flatten)]
+    args: SimilarityArgs,
+}
+
+#[derive(Parser)]
+struct SimilarCli {
+    #[command(flatten)]
+    args: SimilarArgs,
+}
+
+fn sessions(seed: u64) -> Vec<shopstream_schema::Session> {
+    Generator::new(GeneratorConfig { seed, users: 150, ..Default::default() })
+        .unwrap()
+        .take(900)
+        .map(|g| g.session)
+        .collect()
+}
+
+struct Env {
+    mongo_url: String,
+    es_url: String,
+    db_name: String,
+    index: String,
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new() -> Self {
+        let db_name = common::unique("simtest").replace('-', "_");
+        let dir = std::env::temp_dir().join(&db_name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env {
+            mongo_url: common::service_env("SHOPSTREAM_MONGO_URL"),
+            es_url: common::service_env("SHOPSTREAM_ES_URL"),
+            index: common::unique("simtest-similar-users"),
+            db_name,
+            dir,
+        }
+    }
+
+    async fn db(&self) -> mongodb::Database {
+        mongodb::Client::with_uri_str(&self.mongo_url).await.unwrap().database(&self.db_name)
+    }
+
+    fn similarity_args(&self, extra: &[&str]) -> SimilarityArgs {
+        let mut argv = vec![
+            "similarity".to_string(),
+            "--mongo-url".into(),
+            self.mongo_url.clone(),
+            "--mongo-db".into(),
+            self.db_name.clone(),
+            "--es-url".into(),
+            self.es_url.clone(),
+            "--es-index".into(),
+            self.index.clone(),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        SimilarityCli::try_parse_from(argv).unwrap().args
+    }
+
+    fn similar_args(&self, user: &str, extra: &[&str]) -> SimilarArgs {
+        let mut argv = vec![
+            "similar".to_string(),
+            "--user".into(),
+            user.to_string(),
+            "--mongo-url".into(),
+            self.mongo_url.clone(),
+            "--mongo-db".into(),
+            self.db_name.clone(),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        SimilarCli::try_parse_from(argv).unwrap().args
+    }
+
+    async fn cleanup(&self) {
+        self.db().await.drop().await.unwrap();
+        let client = store::es_client(&self.es_url).unwrap();
+        client
+            .indices()
+            .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[&self.index]))
+            .send()
+            .await
+            .unwrap();
+        std::fs::remove_dir_all(&self.dir).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn similarity_from_file_to_mongo_and_es_then_similar() {
+    let env = Env::new();
+    let sessions = sessions(21);
+    let input = env.dir.join("sessions.jsonl");
+    let lines: Vec<String> = sessions.iter().map(|s| s.to_json()).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let output = env.dir.join("similar.jsonl");
+
+    run_similarity(env.similarity_args(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]))
+    .await
+    .unwrap();
+
+    // What the library computes for the same sessions is what the stores hold.
+    let users: UserTokens = sessions.iter().collect();
+    let expected = compute(&users, &SimilarityParams::default()).unwrap();
+    let db = env.db().await;
+    assert_eq!(count_mongo(&db, "similar_users").await.unwrap(), users.len() as u64);
+    let es = store::es_client(&env.es_url).unwrap();
+    let mut checked = 0;
+    for u in expected.users.iter().filter(|u| !u.similar.is_empty()).take(15) {
+        let stored = read_mongo(&db, "similar_users", &u.user_id).await.unwrap().unwrap();
+        assert_eq!(stored.similar, u.similar);
+        assert_eq!((stored.params.bands, stored.params.rows), (30, 4));
+        let src = read_es(&es, &env.index, &u.user_id).await.unwrap().unwrap();
+        assert_eq!(src["userId"], u.user_id.as_str());
+        assert_eq!(src["similarCount"], u.similar.len());
+        assert_eq!(src["similar"][0]["userId"], u.similar[0].user_id.as_str());
+
+        // `similar --user` from MongoDB and from the output file agree with the computation.
+        let from_mongo = lookup(&env.similar_args(&u.user_id, &[])).await.unwrap().unwrap();
+        assert_eq!(from_mongo.similar, u.similar);
+        let from_file =
+            lookup(&env.similar_args(&u.user_id, &["--from", output.to_str().unwrap()]))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(from_file.similar, u.similar);
+        let text = render(&from_mongo, Some(3));
+        assert!(text.contains(&u.similar[0].user_id));
+        assert!(text.contains(&format!("{:.4}", u.similar[0].similarity)));
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} users with similar users");
+    assert!(lookup(&env.similar_args("no-such-user", &[])).await.unwrap().is_none());
+
+    // The mapping is the explicit one.
+    let mapping: serde_json::Value = es
+        .indices()
+        .get_mapping(elasticsearch::indices::IndicesGetMappingParts::Index(&[&env.index]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let props = &mapping[&env.index]["mappings"]["properties"];
+    assert_eq!(props["userId"]["type"], "keyword");
+    assert_eq!(props["similar"]["type"], "nested");
+
+    // A second run with fewer users replaces the first: earlier documents are removed.
+    let fewer: Vec<String> = lines[..300].to_vec();
+    std::fs::write(&input, fewer.join("\n")).unwrap();
+    run_similarity(env.similarity_args(&["--input", input.to_str().unwrap()])).await.unwrap();
+    let users2: UserTokens = sessions[..300].iter().collect();
+    assert_eq!(count_mongo(&db, "similar_users").await.unwrap(), users2.len() as u64);
+    let count: serde_json::Value = es
+        .count(elasticsearch::CountParts::Index(&[&env.index]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count["count"].as_u64().unwrap(), users2.len() as u64);
+
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn similarity_reads_user_sessions_from_mongo() {
+    let env = Env::new();
+    let sessions = sessions(22);
+    let db = env.db().await;
+    // Documents of the sink's documented `user_sessions` shape (flattened, pseudonymised).
+    let docs: Vec<Document> = sessions.iter().map(sink_document).collect();
+    db.collection::<Document>("user_sessions").insert_many(docs).await.unwrap();
+    db.collection::<Document>("user_sessions")
+        .insert_one(doc! { "_id": "broken", "userId": "x" })
+        .await
+        .unwrap();
+
+    run_similarity(env.similarity_args(&["--no-es"])).await.unwrap();
+
+    let users: UserTokens = sessions.iter().collect();
+    let expected = compute(&users, &SimilarityParams::default()).unwrap();
+    assert_eq!(count_mongo(&db, "similar_users").await.unwrap(), users.len() as u64);
+    for u in expected.users.iter().take(20) {
+        let stored = read_mongo(&db, "similar_users", &u.user_id).await.unwrap().unwrap();
+        assert_eq!(stored.similar, u.similar, "user {}", u.user_id);
+    }
+    env.cleanup().await;
+}
