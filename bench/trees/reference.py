@@ -1,0 +1,86 @@
+"""Python reference timings for the shopstream-trees benchmark (run by the Rust bench).
+
+Reads the bench directory written by `cargo bench -p shopstream-trees --bench trees`:
+  meta.json        shapes and the shared hyper-parameters
+  x_train.f64 ...  row-major little-endian float64 matrices / label vectors
+  rf_model.json, gbdt_model.json   our models in shap's dict-of-arrays form
+Prints one JSON object with seconds and AUCs. Everything runs single-threaded
+(n_jobs=1, nthread=1), like the Rust side.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def load(d, name, shape):
+    return np.fromfile(os.path.join(d, name), dtype="<f8").reshape(shape)
+
+
+def shap_dict(path):
+    m = json.load(open(path))
+    trees = []
+    for t in m["trees"]:
+        trees.append({
+            "children_left": np.array(t["children_left"], dtype=np.int32),
+            "children_right": np.array(t["children_right"], dtype=np.int32),
+            "children_default": np.array(t["children_default"], dtype=np.int32),
+            "features": np.array(t["features"], dtype=np.int32),
+            "thresholds": np.array(t["thresholds"], dtype=np.float64),
+            "values": np.array(t["values"], dtype=np.float64).reshape(-1, 1),
+            "node_sample_weight": np.array(t["node_sample_weight"], dtype=np.float64),
+        })
+    return {"trees": trees, "base_offset": m["base_offset"], "tree_output": m["tree_output"]}
+
+
+def main():
+    d = sys.argv[1]
+    meta = json.load(open(os.path.join(d, "meta.json")))
+    n_tr, n_te, f, n_ex = meta["n_train"], meta["n_test"], meta["n_features"], meta["n_explain"]
+    x_tr = load(d, "x_train.f64", (n_tr, f))
+    y_tr = load(d, "y_train.f64", (n_tr,))
+    x_te = load(d, "x_test.f64", (n_te, f))
+    y_te = load(d, "y_test.f64", (n_te,))
+    x_ex = x_te[:n_ex]
+
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+    import xgboost as xgb
+    import shap
+
+    out = {"versions": {"sklearn": __import__("sklearn").__version__, "xgboost": xgb.__version__,
+                        "shap": shap.__version__}}
+    rf = meta["rf"]
+    t = time.perf_counter()
+    clf = RandomForestClassifier(n_estimators=rf["n_trees"], max_depth=rf["max_depth"],
+                                 min_samples_leaf=rf["min_samples_leaf"], max_features="sqrt",
+                                 bootstrap=True, n_jobs=1, random_state=0)
+    clf.fit(x_tr, y_tr)
+    out["rf_fit_s"] = time.perf_counter() - t
+    out["rf_auc"] = roc_auc_score(y_te, clf.predict_proba(x_te)[:, 1])
+
+    gb = meta["gbdt"]
+    dtrain = xgb.DMatrix(x_tr, label=y_tr, nthread=1)
+    params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": gb["max_depth"],
+              "eta": gb["learning_rate"], "lambda": gb["lambda"],
+              "min_child_weight": gb["min_child_weight"], "max_bin": gb["max_bins"],
+              "nthread": 1, "verbosity": 0}
+    t = time.perf_counter()
+    booster = xgb.train(params, dtrain, num_boost_round=gb["n_rounds"])
+    out["xgb_fit_s"] = time.perf_counter() - t
+    out["xgb_auc"] = roc_auc_score(y_te, booster.predict(xgb.DMatrix(x_te, nthread=1)))
+
+    for name in ["rf", "gbdt"]:
+        model = shap_dict(os.path.join(d, f"{name}_model.json"))
+        explainer = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
+        t = time.perf_counter()
+        values = explainer.shap_values(x_ex, check_additivity=False)
+        out[f"shap_{name}_s"] = time.perf_counter() - t
+        np.asarray(values).astype("<f8").tofile(os.path.join(d, f"shap_{name}.f64"))
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+//! Side-by-side benchmark of our tree models against the Python references, in one run:
+//! random forest vs scikit-learn, GBDT vs XGBoost (hist), TreeSHAP vs the `shap` package on the
+//! same trees. Everything single-threaded on both sides.
+//!
+//! `cargo bench -p shopstream-trees --bench trees` (release profile). Environment:
+//! `BENCH_SESSIONS` (default 50000), `BENCH_EXPLAIN` (rows explained, default 2000),
+//! `SHOPSTREAM_PYTHON` (default `<repo>/.venv/bin/python`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A bench binary: fail loudly.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use shopstream_features::{CategoricalEncoding, Dataset, FeatureSpec, split_sessions_by_user};
+use shopstream_generator::{Generator, GeneratorConfig};
+use shopstream_trees::forest::{ForestConfig, fit_forest};
+use shopstream_trees::gbdt::{GbdtConfig, fit_gbdt};
+use shopstream_trees::metrics::roc_auc;
+use shopstream_trees::shap::TreeShap;
+
+fn write_f64(dir: &Path, name: &str, values: impl Iterator<Item = f64>) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+    for v in values {
+        f.write_all(&v.to_le_bytes()).unwrap();
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let n_sessions = env_usize("BENCH_SESSIONS", 50_000);
+    let n_explain = env_usize("BENCH_EXPLAIN", 2_000);
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let python = std::env::var("SHOPSTREAM_PYTHON")
+        .unwrap_or_else(|_| format!("{manifest}/../../.venv/bin/python"));
+    let script = format!("{manifest}/../../bench/trees/reference.py");
+
+    let sessions: Vec<_> =
+        Generator::new(GeneratorConfig { seed: 7, users: n_sessions / 10, ..Default::default() })
+            .unwrap()
+            .take(n_sessions)
+            .map(|g| g.session)
+            .collect();
+    let (train_s, test_s) = split_sessions_by_user(&sessions, 0.2, 7).unwrap();
+    let spec = FeatureSpec { categorical: CategoricalEncoding::Ordinal, ..Default::default() };
+    let enc = spec.fit(&train_s);
+    let train = Dataset::from_sessions(&enc, &train_s);
+    let test = Dataset::from_sessions(&enc, &test_s);
+    let (x, y) = (&train.x, train.y.as_slice().unwrap());
+    let y_test = test.y.as_slice().unwrap();
+    let n_explain = n_explain.min(test.len());
+    let x_ex = test.x.select(ndarray::Axis(0), &(0..n_explain).collect::<Vec<_>>());
+
+    let rf_cfg =
+        ForestConfig { n_trees: 100, max_depth: 12, min_samples_leaf: 5.0, ..Default::default() };
+    let gb_cfg =
+        GbdtConfig { n_rounds: 200, max_depth: 6, learning_rate: 0.1, ..Default::default() };
+
+    let t = Instant::now();
+    let rf = fit_forest(x, y, &rf_cfg).unwrap();
+    let rf_s = t.elapsed().as_secs_f64();
+    let rf_auc = roc_auc(&rf.predict_proba_matrix(&test.x), y_test);
+
+    let t = Instant::now();
+    let gb = fit_gbdt(x, y, &gb_cfg).unwrap();
+    let gb_s = t.elapsed().as_secs_f64();
+    let gb_auc = roc_auc(&gb.predict_proba_matrix(&test.x), y_test);
+
+    let mut shap_s = Vec::new();
+    let mut ours = Vec::new();
+    for model in [&rf, &gb] {
+        let t = Instant::now();
+        let phi = TreeShap::new(model).explain_matrix(&x_ex);
+        shap_s.push(t.elapsed().as_secs_f64());
+        ours.push(phi);
+    }
+
+    // Hand the same data and trees to the Python side.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_f64(d, "x_train.f64", x.iter().copied());
+    write_f64(d, "y_train.f64", y.iter().copied());
+    write_f64(d, "x_test.f64", test.x.iter().copied());
+    write_f64(d, "y_test.f64", y_test.iter().copied());
+    std::fs::write(d.join("rf_model.json"), rf.to_shap_dict().to_string()).unwrap();
+    std::fs::write(d.join("gbdt_model.json"), gb.to_shap_dict().to_string()).unwrap();
+    let meta = serde_json::json!({
+        "n_train": train.len(), "n_test": test.len(), "n_features": x.ncols(),
+        "n_explain": n_explain, "rf": rf_cfg, "gbdt": gb_cfg,
+    });
+    std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
+    let out = Command::new(&python).arg(&script).arg(d).output().expect("run the Python reference");
+    assert!(out.status.success(), "reference.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let py: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = |k: &str| py[k].as_f64().unwrap();
+
+    // Our SHAP equals theirs on the same trees (sanity check of the comparison).
+    for (i, name) in ["rf", "gbdt"].iter().enumerate() {
+        let bytes = std::fs::read(d.join(format!("shap_{name}.f64"))).unwrap();
+        let theirs: Vec<f64> =
+            bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        let worst = ours[i].iter().zip(&theirs).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-6, "{name}: SHAP differs from the shap package by {worst}");
+    }
+
+    println!("shopstream-trees benchmark (single-threaded on both sides)");
+    println!(
+        "data: {} train / {} test sessions, {} features (ordinal encoding); versions {}",
+        train.len(),
+        test.len(),
+        x.ncols(),
+        py["versions"]
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>8} {:>8} {:>8}",
+        "task", "ours s", "ref s", "ref/ours", "our AUC", "ref AUC"
+    );
+    let row = |task: &str, ours: f64, theirs: f64, a: Option<(f64, f64)>| {
+        let (oa, ta) = a.map_or((String::new(), String::new()), |(o, t)| {
+            (format!("{o:.4}"), format!("{t:.4}"))
+        });
+        println!("{task:<44} {ours:>10.3} {theirs:>10.3} {:>8.2} {oa:>8} {ta:>8}", theirs / ours);
+    };
+    row(
+        &format!("random forest {} trees depth {} vs sklearn", rf_cfg.n_trees, rf_cfg.max_depth),
+        rf_s,
+        f("rf_fit_s"),
+        Some((rf_auc, f("rf_auc"))),
+    );
+    row(
+        &format!("gbdt {} rounds depth {} vs xgboost hist", gb_cfg.n_rounds, gb_cfg.max_depth),
+        gb_s,
+        f("xgb_fit_s"),
+        Some((gb_auc, f("xgb_auc"))),
+    );
+    row(&format!("TreeSHAP forest, {n_explain} rows vs shap"), shap_s[0], f("shap_rf_s"), None);
+    row(&format!("TreeSHAP gbdt, {n_explain} rows vs shap"), shap_s[1], f("shap_gbdt_s"), None);
+    println!(
+        "targets: gbdt time <= 1.5x xgboost ({}), forest faster than sklearn ({}), \
+         TreeSHAP faster than shap ({}, {})",
+        if gb_s <= 1.5 * f("xgb_fit_s") { "met" } else { "MISSED" },
+        if rf_s < f("rf_fit_s") { "met" } else { "MISSED" },
+        if shap_s[0] < f("shap_rf_s") { "met" } else { "MISSED" },
+        if shap_s[1] < f("shap_gbdt_s") { "met" } else { "MISSED" },
+    );
+}
