@@ -10,9 +10,10 @@
 //!    rule of [`rules`] and records, atomically: Bloom filter of known users, HyperLogLog of
 //!    users, per-user session counts, and the verdict per `sessionId`. A `sessionId` that
 //!    already has a verdict keeps it and counts nothing, so replays are no-ops;
-//! 3. every output is produced (keyed by `userId`, original bytes) and the gate waits for the
-//!    broker to acknowledge all of them;
-//! 4. only then the batch's offsets are committed.
+//! 3. every output is produced (keyed by `userId`, original bytes); while the broker
+//!    acknowledges them, the next batches go through steps 1-3 (`--pipeline-depth`);
+//! 4. batches finish in order: only when all outputs of a batch are acknowledged (and every
+//!    earlier batch is finished) are its offsets committed.
 //!
 //! A crash anywhere before 4 re-delivers the batch: Redis answers with the recorded verdicts
 //! and the outputs are produced again byte for byte (at-least-once delivery with identical
