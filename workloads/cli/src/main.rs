@@ -26,6 +26,10 @@ enum Command {
     Sink(shopstream_sink::SinkArgs),
     /// Stream processor: valid sessions to Elasticsearch summaries, product rows and sentiment.
     Process(shopstream_processor::ProcessArgs),
+    /// Similar users (CronJob): MinHash LSH over behaviour tokens -> MongoDB + Elasticsearch.
+    Similarity(shopstream_similarity::SimilarityArgs),
+    /// Print a user's most similar users (from MongoDB, or a file with --from).
+    Similar(shopstream_similarity::SimilarArgs),
 }
 
 #[tokio::main]
@@ -38,5 +42,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Gate(args) => shopstream_gate::run(args).await,
         Command::Sink(args) => shopstream_sink::run(args).await,
         Command::Process(args) => shopstream_processor::run(args).await,
+        Command::Similarity(args) => shopstream_similarity::run_similarity(args).await,
+        Command::Similar(args) => shopstream_similarity::run_similar(args).await,
     }
 }
