@@ -21,16 +21,16 @@ pub struct Batch {
 }
 
 #[derive(Serialize)]
-struct Action<'a> {
-    index: Target<'a>,
+struct Action<'a, I: Serialize + ?Sized> {
+    index: Target<'a, I>,
 }
 
 #[derive(Serialize)]
-struct Target<'a> {
+struct Target<'a, I: Serialize + ?Sized> {
     #[serde(rename = "_index")]
     index: &'a str,
     #[serde(rename = "_id")]
-    id: &'a str,
+    id: &'a I,
 }
 
 impl Batch {
@@ -44,11 +44,12 @@ impl Batch {
         Batch { body: Vec::with_capacity(bytes), items: Vec::new() }
     }
 
-    /// Appends an `index` operation of `doc` into `index` under `id`.
-    pub fn push<T: Serialize>(
+    /// Appends an `index` operation of `doc` into `index` under `id` (anything that
+    /// serialises as a JSON string).
+    pub fn push<I: Serialize + ?Sized, T: Serialize>(
         &mut self,
         index: &str,
-        id: &str,
+        id: &I,
         record: usize,
         doc: &T,
     ) -> Result<(), serde_json::Error> {

@@ -111,13 +111,56 @@ impl TimeParts {
     }
 }
 
-/// A timestamp formatted as the record has it (`YYYY-MM-DDTHH:MM:SS`, no zone).
+/// A timestamp formatted as the record has it (`YYYY-MM-DDTHH:MM:SS`, no zone), formatted
+/// once per session without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timestamp(pub NaiveDateTime);
+pub struct Timestamp {
+    buf: [u8; 32],
+    len: u8,
+}
+
+impl Timestamp {
+    /// Formats `t`.
+    pub fn of(t: &NaiveDateTime) -> Timestamp {
+        let mut buf = [0u8; 32];
+        let year = t.year();
+        if (0..=9999).contains(&year) {
+            let mut put = |at: usize, value: u32, digits: usize| {
+                let mut v = value;
+                for k in (0..digits).rev() {
+                    buf[at + k] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                }
+            };
+            put(0, year as u32, 4);
+            put(5, t.month(), 2);
+            put(8, t.day(), 2);
+            put(11, t.hour(), 2);
+            put(14, t.minute(), 2);
+            put(17, t.second(), 2);
+            buf[4] = b'-';
+            buf[7] = b'-';
+            buf[10] = b'T';
+            buf[13] = b':';
+            buf[16] = b':';
+            return Timestamp { buf, len: 19 };
+        }
+        // Years outside 0..=9999 (which the record format cannot even express): chrono.
+        let text = t.format(TIMESTAMP_FORMAT).to_string();
+        let len = text.len().min(buf.len());
+        buf[..len].copy_from_slice(&text.as_bytes()[..len]);
+        Timestamp { buf, len: len as u8 }
+    }
+
+    /// The formatted text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0.format(TIMESTAMP_FORMAT))
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -142,19 +185,6 @@ impl ViewedFlags {
         format!("isViewedProduct{id}")
     }
 }
-
-const FLAG_FIELDS: [&str; PRODUCT_COUNT] = [
-    "isViewedProduct1",
-    "isViewedProduct2",
-    "isViewedProduct3",
-    "isViewedProduct4",
-    "isViewedProduct5",
-    "isViewedProduct6",
-    "isViewedProduct7",
-    "isViewedProduct8",
-    "isViewedProduct9",
-    "isViewedProduct10",
-];
 
 /// Sentiment of a review, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -182,12 +212,53 @@ pub struct SessionDoc<'a> {
     pub user_id: &'a str,
     /// Session start, `YYYY-MM-DDTHH:MM:SS`.
     pub timestamp: Timestamp,
-    /// Calendar parts of the timestamp.
-    #[serde(flatten)]
-    pub time: TimeParts,
-    /// The ten product-viewed flags.
-    #[serde(flatten)]
-    pub viewed: ViewedFlags,
+    /// Hour of day, 0-23.
+    pub hour: u32,
+    /// ISO day of week, 1 = Monday .. 7 = Sunday.
+    pub day_of_week: u32,
+    /// English day name.
+    pub day_name: &'static str,
+    /// Saturday or Sunday.
+    pub is_weekend: bool,
+    /// Month, 1-12.
+    pub month: u32,
+    /// ISO 8601 week number.
+    pub iso_week: u32,
+    /// The year the ISO week belongs to.
+    pub iso_year: i32,
+    /// Part of the day (see [`part_of_day`]).
+    pub part_of_day: &'static str,
+    /// Whether product 1 was viewed.
+    #[serde(rename = "isViewedProduct1")]
+    pub is_viewed_product1: bool,
+    /// Whether product 2 was viewed.
+    #[serde(rename = "isViewedProduct2")]
+    pub is_viewed_product2: bool,
+    /// Whether product 3 was viewed.
+    #[serde(rename = "isViewedProduct3")]
+    pub is_viewed_product3: bool,
+    /// Whether product 4 was viewed.
+    #[serde(rename = "isViewedProduct4")]
+    pub is_viewed_product4: bool,
+    /// Whether product 5 was viewed.
+    #[serde(rename = "isViewedProduct5")]
+    pub is_viewed_product5: bool,
+    /// Whether product 6 was viewed.
+    #[serde(rename = "isViewedProduct6")]
+    pub is_viewed_product6: bool,
+    /// Whether product 7 was viewed.
+    #[serde(rename = "isViewedProduct7")]
+    pub is_viewed_product7: bool,
+    /// Whether product 8 was viewed.
+    #[serde(rename = "isViewedProduct8")]
+    pub is_viewed_product8: bool,
+    /// Whether product 9 was viewed.
+    #[serde(rename = "isViewedProduct9")]
+    pub is_viewed_product9: bool,
+    /// Whether product 10 was viewed.
+    #[serde(rename = "isViewedProduct10")]
+    pub is_viewed_product10: bool,
+
     /// Viewed product ids in order.
     pub product_ids: &'a [u8],
     /// Distinct categories viewed, in first-seen order.
@@ -280,17 +351,6 @@ pub struct ProductDoc<'a> {
     pub timestamp: Timestamp,
 }
 
-impl Serialize for ViewedFlags {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(PRODUCT_COUNT))?;
-        for (name, flag) in FLAG_FIELDS.iter().zip(self.0) {
-            map.serialize_entry(name, &flag)?;
-        }
-        map.end()
-    }
-}
-
 /// Document id of a session summary.
 pub fn session_doc_id(session: &Session) -> &str {
     &session.session_id
@@ -298,7 +358,23 @@ pub fn session_doc_id(session: &Session) -> &str {
 
 /// Document id of the product row at 1-based `position`.
 pub fn product_doc_id(session_id: &str, position: u32) -> String {
-    format!("{session_id}:{position}")
+    ProductDocId(session_id, position).to_string()
+}
+
+/// The id `sessionId:position` of a product row, serialised without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductDocId<'a>(pub &'a str, pub u32);
+
+impl std::fmt::Display for ProductDocId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
+}
+
+impl Serialize for ProductDocId<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// Why a session cannot be written (it goes to the dead-letter topic instead).
@@ -313,7 +389,8 @@ pub struct Unwritable {
 /// Checks what the schema does not but Elasticsearch requires: every document id of the
 /// session fits [`MAX_ID_BYTES`].
 pub fn check_writable(session: &Session) -> Result<(), Unwritable> {
-    let longest = product_doc_id(&session.session_id, session.page_views.max(1)).len();
+    let digits = session.page_views.max(1).to_string().len();
+    let longest = session.session_id.len() + 1 + digits;
     if longest > MAX_ID_BYTES {
         return Err(Unwritable {
             reason: "id_too_long",
@@ -350,12 +427,31 @@ pub fn session_doc<'a>(
         sum += s.compound;
     }
     let count = pos + neu + neg;
+    let timestamp = Timestamp::of(&session.session_timestamp);
+    let time = TimeParts::of(&session.session_timestamp);
+    let ViewedFlags(viewed) = ViewedFlags::of(session);
     SessionDoc {
         session_id: &session.session_id,
         user_id: &session.user_id,
-        timestamp: Timestamp(session.session_timestamp),
-        time: TimeParts::of(&session.session_timestamp),
-        viewed: ViewedFlags::of(session),
+        timestamp,
+        hour: time.hour,
+        day_of_week: time.day_of_week,
+        day_name: time.day_name,
+        is_weekend: time.is_weekend,
+        month: time.month,
+        iso_week: time.iso_week,
+        iso_year: time.iso_year,
+        part_of_day: time.part_of_day,
+        is_viewed_product1: viewed[0],
+        is_viewed_product2: viewed[1],
+        is_viewed_product3: viewed[2],
+        is_viewed_product4: viewed[3],
+        is_viewed_product5: viewed[4],
+        is_viewed_product6: viewed[5],
+        is_viewed_product7: viewed[6],
+        is_viewed_product8: viewed[7],
+        is_viewed_product9: viewed[8],
+        is_viewed_product10: viewed[9],
         product_ids: &session.product_ids,
         categories,
         session_duration: session.session_duration,
@@ -391,6 +487,7 @@ pub fn product_docs<'a>(session: &'a Session, reviews: &[Option<Scores>]) -> Vec
     let referrer = session.referrer.as_str();
     let device_type = session.device_information.device_type.as_str();
     let action = session.actions.as_str();
+    let timestamp = Timestamp::of(&session.session_timestamp);
     (0..session.product_ids.len())
         .map(|i| {
             let scores = reviews.get(i).copied().flatten();
@@ -413,7 +510,7 @@ pub fn product_docs<'a>(session: &'a Session, reviews: &[Option<Scores>]) -> Vec
                 is_exit_page: session.product_names[i] == session.exit_page,
                 referrer,
                 device_type,
-                timestamp: Timestamp(session.session_timestamp),
+                timestamp,
             }
         })
         .collect()

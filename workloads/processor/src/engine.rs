@@ -1,18 +1,17 @@
 //! The processing engine, independent of Kafka: records in, a `_bulk` batch plus dead letters
 //! out ([`Transformer`]), and the retrying write of a batch to any [`DocSink`] ([`write_batch`]).
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::Duration;
 
-use shopstream_schema::parse_session;
+use shopstream_schema::{MAX_RECORD_BYTES, SchemaError, Session, parse_session};
 use shopstream_sentiment::{Scores, SentimentAnalyzer};
 use tokio::sync::watch;
 
 use crate::bulk::{Batch, ItemOutcome};
 use crate::docs::{
-    PotentialCustomerRule, check_writable, product_doc_id, product_docs, session_doc,
-    session_doc_id,
+    PotentialCustomerRule, ProductDocId, check_writable, product_docs, session_doc, session_doc_id,
 };
 use crate::mapping::Indexes;
 use crate::sink::{DocSink, SinkError};
@@ -47,7 +46,7 @@ impl SentimentCache {
     pub fn new(capacity: usize) -> SentimentCache {
         SentimentCache {
             analyzer: shopstream_sentiment::analyzer(),
-            map: HashMap::with_capacity(capacity.min(4096)),
+            map: HashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity,
         }
     }
@@ -66,6 +65,19 @@ impl SentimentCache {
         }
         s
     }
+}
+
+/// [`parse_session`] with a fast path: well-formed records (nearly all of them) are parsed
+/// without field-path tracking; anything that fails is parsed again by [`parse_session`] for
+/// its exact error. Same results as [`parse_session`].
+pub fn fast_parse(bytes: &[u8]) -> Result<Session, SchemaError> {
+    if bytes.len() <= MAX_RECORD_BYTES
+        && let Ok(session) = serde_json::from_slice::<Session>(bytes)
+    {
+        session.validate()?;
+        return Ok(session);
+    }
+    parse_session(bytes)
 }
 
 /// Turns input records into documents.
@@ -124,7 +136,7 @@ impl Transformer {
                 });
                 continue;
             };
-            let session = match parse_session(payload) {
+            let session = match fast_parse(payload) {
                 Ok(s) => s,
                 Err(e) => {
                     dead.push(DeadLetter {
@@ -158,7 +170,7 @@ impl Transformer {
                 if result.is_err() {
                     break;
                 }
-                let id = product_doc_id(&session.session_id, row.position);
+                let id = ProductDocId(&session.session_id, row.position);
                 result = batch.push(&self.indexes.products, &id, record, row);
             }
             match result {
@@ -386,6 +398,30 @@ mod tests {
         assert!(body.contains(
             r#"{"index":{"_index":"t-products","_id":"9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d:3"}}"#
         ));
+    }
+
+    #[test]
+    fn fast_parse_matches_parse_session() {
+        let good = SEED.lines().next().unwrap_or_default();
+        let cases: Vec<Vec<u8>> = vec![
+            good.as_bytes().to_vec(),
+            SEED.lines().nth(1).unwrap_or_default().as_bytes().to_vec(),
+            good.replace("\"clicks\": 31", "\"clicks\": -1").into_bytes(),
+            good.replace("\"amountSpent\": 6880", "\"amountSpent\": 1").into_bytes(),
+            good.replace("\"gender\"", "\"genre\"").into_bytes(),
+            format!("{good} x").into_bytes(),
+            b"\xff".to_vec(),
+            vec![b' '; shopstream_schema::MAX_RECORD_BYTES + 1],
+            good.replace("dana", "d\\ud800a").into_bytes(),
+        ];
+        for bytes in cases {
+            assert_eq!(
+                fast_parse(&bytes),
+                parse_session(&bytes),
+                "{}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+            );
+        }
     }
 
     #[test]

@@ -28,4 +28,4 @@ pub mod metrics;
 mod run;
 pub mod sink;
 
-pub use run::{ConfigError, ProcessArgs, run, run_until};
+pub use run::{ConfigError, ProcessArgs, RunStats, run, run_until, run_with_sink};

@@ -20,7 +20,7 @@ use crate::docs::{DEFAULT_POTENTIAL_CUSTOMER_SECONDS, PotentialCustomerRule};
 use crate::engine::{Backoff, DeadLetter, Interrupted, Transformer, write_batch};
 use crate::mapping::Indexes;
 use crate::metrics::Metrics;
-use crate::sink::{EsSink, SetupError};
+use crate::sink::{DocSink, EsSink, SetupError};
 
 /// Configuration of `shopstream process`.
 #[derive(Debug, Clone, clap::Args)]
@@ -211,13 +211,7 @@ pub async fn run_until(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     args.validate()?;
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::new(&registry)?;
-    let health = Health::new();
-    let (addr, _server) =
-        shopstream_telemetry::serve(args.metrics_addr, registry.clone(), health.clone()).await?;
-    tracing::info!(%addr, input = %args.input_topic, group = %args.group, "processor starting");
-
+    let (metrics, health) = start_telemetry(&args).await?;
     let backoff = args.backoff();
     let indexes = Indexes::with_prefix(&args.index_prefix);
     let mut sink = EsSink::new(&args.es_url, Duration::from_millis(args.es_timeout_ms))?;
@@ -236,7 +230,58 @@ pub async fn run_until(
             Err(e) => return Err(e.into()),
         }
     }
+    consume(args, sink, shutdown, metrics, health).await.map(|_| ())
+}
 
+/// Runs the consume-transform-write-commit loop into any sink (the benchmark uses a counting
+/// sink) until `shutdown` turns `true`; returns what it did.
+pub async fn run_with_sink<S: DocSink>(
+    args: ProcessArgs,
+    sink: S,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<RunStats> {
+    args.validate()?;
+    let (metrics, health) = start_telemetry(&args).await?;
+    consume(args, sink, shutdown, metrics, health).await
+}
+
+/// Totals of one run of the loop.
+#[derive(Debug, Clone, Default)]
+pub struct RunStats {
+    /// Records consumed.
+    pub records: u64,
+    /// Sessions stored.
+    pub sessions: u64,
+    /// Documents stored.
+    pub docs: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_letters: u64,
+    /// When the first record arrived.
+    pub first_record: Option<Instant>,
+    /// When the last commit returned.
+    pub last_commit: Option<Instant>,
+}
+
+async fn start_telemetry(args: &ProcessArgs) -> anyhow::Result<(Metrics, Health)> {
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::new(&registry)?;
+    let health = Health::new();
+    let (addr, _server) =
+        shopstream_telemetry::serve(args.metrics_addr, registry.clone(), health.clone()).await?;
+    tracing::info!(%addr, input = %args.input_topic, group = %args.group, "processor starting");
+    Ok((metrics, health))
+}
+
+async fn consume<S: DocSink>(
+    args: ProcessArgs,
+    mut sink: S,
+    mut shutdown: watch::Receiver<bool>,
+    metrics: Metrics,
+    health: Health,
+) -> anyhow::Result<RunStats> {
+    let backoff = args.backoff();
+    let indexes = Indexes::with_prefix(&args.index_prefix);
+    let mut run_stats = RunStats::default();
     let mut attempt = 0;
     loop {
         match args
@@ -249,7 +294,7 @@ pub async fn run_until(
                 metrics.retries.with_label_values(&["kafka"]).inc();
                 tracing::warn!(error = %e, "cannot ensure the dead-letter topic; retrying");
                 if pause(backoff.delay(attempt), &mut shutdown).await.is_err() {
-                    return Ok(());
+                    return Ok(run_stats);
                 }
                 attempt += 1;
             }
@@ -306,6 +351,7 @@ pub async fn run_until(
             }
         }
         let started = Instant::now();
+        run_stats.first_record.get_or_insert(started);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(args.batch_wait_ms);
         while records.len() < args.batch_size {
             match tokio::time::timeout_at(deadline, consumer.recv()).await {
@@ -346,7 +392,7 @@ pub async fn run_until(
                     records = records.len(),
                     "shutdown during an outage: batch not committed, it will be re-delivered"
                 );
-                return Ok(());
+                return Ok(run_stats);
             }
         };
         metrics.retries.with_label_values(&["es_item"]).inc_by(report.item_retries);
@@ -358,7 +404,7 @@ pub async fn run_until(
             .is_err()
         {
             tracing::warn!("shutdown while writing dead letters: batch not committed");
-            return Ok(());
+            return Ok(run_stats);
         }
         for d in &dead {
             metrics.failed.with_label_values(&[d.reason.as_str()]).inc();
@@ -385,6 +431,11 @@ pub async fn run_until(
             metrics.commit_failures.inc();
             tracing::warn!(error = %e, "offset commit failed; the batch may be re-delivered");
         }
+        run_stats.records += records.len() as u64;
+        run_stats.sessions += (stats.sessions - rejected.len()) as u64;
+        run_stats.docs += report.stored;
+        run_stats.dead_letters += dead.len() as u64;
+        run_stats.last_commit = Some(Instant::now());
         metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         metrics.batch_records.observe(records.len() as f64);
         tracing::debug!(
@@ -396,7 +447,7 @@ pub async fn run_until(
     }
     health.set_ready(false);
     tracing::info!("processor stopped");
-    Ok(())
+    Ok(run_stats)
 }
 
 async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> Result<(), Interrupted> {

@@ -223,7 +223,9 @@ async fn elasticsearch_outage_is_waited_out() {
     let (first, second) = all.split_at(200);
 
     let mut args = names.args(&url);
-    args.es_timeout_ms = 1_000;
+    // Generous: one bulk of a loaded stand-in can take seconds; the outage itself is a refused
+    // connection, seen at once.
+    args.es_timeout_ms = 15_000;
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(shopstream_processor::run_until(args, rx));
     let last = produce(&names.input, first).await;

@@ -23,8 +23,8 @@
 //! `vaderSentiment` 3.3.2 package, MIT licensed (C) 2016 C.J. Hutto; the license text ships
 //! in `src/data/LICENSE-vaderSentiment.txt`.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 const RAW_LEXICON: &str = include_str!("data/vader_lexicon.txt");
@@ -383,7 +383,7 @@ impl<'t> SentiText<'t> {
 impl SentimentAnalyzer {
     /// Builds an analyser from the bundled lexicons.
     pub fn new() -> Self {
-        let mut lexicon = HashMap::with_capacity(7600);
+        let mut lexicon = HashMap::with_capacity_and_hasher(7600, Default::default());
         for line in RAW_LEXICON.trim_end_matches('\n').split('\n') {
             let mut fields = line.trim().split('\t');
             let (Some(word), Some(measure)) = (fields.next(), fields.next()) else { continue };
@@ -391,7 +391,7 @@ impl SentimentAnalyzer {
                 lexicon.insert(word, v);
             }
         }
-        let mut emojis = HashMap::with_capacity(3600);
+        let mut emojis = HashMap::with_capacity_and_hasher(3600, Default::default());
         for line in RAW_EMOJI_LEXICON.trim_end_matches('\n').split('\n') {
             let mut fields = line.trim().split('\t');
             let (Some(emoji), Some(description)) = (fields.next(), fields.next()) else {
@@ -570,24 +570,20 @@ impl SentimentAnalyzer {
         }
         // Booster/dampener n-grams such as "sort of" or "kind of" before the word.
         for seq in [&[i - 3, i - 2, i - 1][..], &[i - 3, i - 2], &[i - 2, i - 1]] {
-            let words: Vec<&str> = seq.iter().map(|&k| w(k)).collect();
-            if let Some(b) = self.booster_ngram(&words) {
+            if let Some(b) = booster_ngram(seq.iter().map(|&k| w(k))) {
                 valence += b;
             }
         }
         valence
     }
+}
 
-    fn booster_ngram(&self, words: &[&str]) -> Option<f64> {
-        // Only the multi-word entries can match an n-gram of two or more tokens.
-        BOOSTER_DECR.iter().chain(BOOSTER_INCR).find_map(|key| {
-            if key.contains(' ') && phrase_eq(key, words.iter().copied()) {
-                self.boosters.get(key).copied()
-            } else {
-                None
-            }
-        })
-    }
+/// The multi-word booster entries: the only ones an n-gram of two or more tokens can match.
+const BOOSTER_NGRAMS: &[(&str, f64)] =
+    &[("just enough", B_DECR), ("kind of", B_DECR), ("sort of", B_DECR)];
+
+fn booster_ngram<'a>(words: impl Iterator<Item = &'a str> + Clone) -> Option<f64> {
+    BOOSTER_NGRAMS.iter().find(|(phrase, _)| phrase_eq(phrase, words.clone())).map(|&(_, v)| v)
 }
 
 /// True when `phrase` equals the words joined by single spaces.
@@ -747,6 +743,18 @@ mod tests {
         }
         assert_eq!(a.polarity_scores("").compound, 0.0);
         assert_eq!(a.polarity_scores("   ").label(), Label::Neutral);
+    }
+
+    #[test]
+    fn booster_ngrams_are_the_multi_word_boosters() {
+        let multi: Vec<&str> =
+            BOOSTER_INCR.iter().chain(BOOSTER_DECR).copied().filter(|k| k.contains(' ')).collect();
+        let listed: Vec<&str> = BOOSTER_NGRAMS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(multi.len(), listed.len());
+        for (k, v) in BOOSTER_NGRAMS {
+            assert!(multi.contains(k));
+            assert_eq!(analyzer().boosters.get(k), Some(v));
+        }
     }
 
     #[test]

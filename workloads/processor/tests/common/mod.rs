@@ -79,7 +79,7 @@ impl Names {
         args.batch_wait_ms = 100;
         args.retry_initial_ms = 50;
         args.retry_max_ms = 1_000;
-        args.es_timeout_ms = 5_000;
+        args.es_timeout_ms = 30_000;
         args
     }
 
