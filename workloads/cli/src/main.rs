@@ -30,6 +30,12 @@ enum Command {
     Similarity(shopstream_similarity::SimilarityArgs),
     /// Print a user's most similar users (from MongoDB, or a file with --from).
     Similar(shopstream_similarity::SimilarArgs),
+    /// Train the purchase models (CronJob): RF, boosted trees, MLP, non-private and DP; registry + report.
+    Train(shopstream_train::TrainArgs),
+    /// Score sessions with a registered model.
+    Predict(shopstream_train::PredictArgs),
+    /// Explain sessions (SHAP) with a registered model.
+    Explain(shopstream_train::ExplainArgs),
 }
 
 #[tokio::main]
@@ -44,5 +50,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Process(args) => shopstream_processor::run(args).await,
         Command::Similarity(args) => shopstream_similarity::run_similarity(args).await,
         Command::Similar(args) => shopstream_similarity::run_similar(args).await,
+        Command::Train(args) => shopstream_train::run(args).await,
+        Command::Predict(args) => shopstream_train::run_predict(args).await,
+        Command::Explain(args) => shopstream_train::run_explain(args).await,
     }
 }

@@ -1,0 +1,140 @@
+//! The CPU part of a training run, free of I/O: split, encode, train, evaluate, explain.
+
+use std::time::Instant;
+
+use ndarray::{Array2, Axis};
+use shopstream_features::{Dataset, Encoder, FeatureSpec, split_sessions_by_user};
+use shopstream_privacy::DpRng;
+use shopstream_registry::Metrics;
+use shopstream_schema::Session;
+
+use crate::metrics::{evaluate, roc_curve};
+use crate::models::{
+    Hyper, Job, Payload, explain_groups, feature_groups, global_importance, train_job,
+};
+
+/// The data of a run after the user-level split.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Transform fitted on the training sessions only.
+    pub encoder: Encoder,
+    /// Training rows.
+    pub train: Dataset,
+    /// Test rows (users disjoint from training).
+    pub test: Dataset,
+    /// Feature group names (for SHAP).
+    pub group_names: Vec<String>,
+    /// Columns of each group.
+    pub groups: Vec<Vec<usize>>,
+}
+
+/// Splits by user (before any fitting), fits the transform on the training side, encodes both.
+pub fn prepare(sessions: &[Session], test_fraction: f64, seed: u64) -> anyhow::Result<Prepared> {
+    let (train_s, test_s) = split_sessions_by_user(sessions, test_fraction, seed)?;
+    if train_s.is_empty() || test_s.is_empty() {
+        anyhow::bail!(
+            "the user-level split left {} training and {} test sessions; need both non-empty (more users?)",
+            train_s.len(),
+            test_s.len()
+        );
+    }
+    let encoder = FeatureSpec::default().fit(&train_s);
+    let train = Dataset::from_sessions(&encoder, &train_s);
+    let test = Dataset::from_sessions(&encoder, &test_s);
+    for (side, d) in [("training", &train), ("test", &test)] {
+        let rate = d.positive_rate();
+        if !(rate > 0.0 && rate < 1.0) {
+            anyhow::bail!(
+                "the {side} set has a single class (purchase rate {rate}); cannot train/evaluate"
+            );
+        }
+    }
+    let (group_names, groups) = feature_groups(&train.names);
+    Ok(Prepared { encoder, train, test, group_names, groups })
+}
+
+/// How much SHAP work to do per model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShapSettings {
+    /// Test rows explained for the global importance of tree models.
+    pub tree_rows: usize,
+    /// Test rows explained for the MLP (KernelSHAP is far more expensive).
+    pub mlp_rows: usize,
+    /// Background rows for KernelSHAP (taken from the test set; see docs/models.md).
+    pub background_rows: usize,
+    /// KernelSHAP coalitions per explanation.
+    pub nsamples: usize,
+}
+
+impl Default for ShapSettings {
+    fn default() -> Self {
+        Self { tree_rows: 500, mlp_rows: 40, background_rows: 30, nsamples: 512 }
+    }
+}
+
+/// A trained and evaluated model.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What was trained.
+    pub job: Job,
+    /// The model.
+    pub payload: Payload,
+    /// Test-set probabilities.
+    pub probs: Vec<f64>,
+    /// Test-set metrics.
+    pub metrics: Metrics,
+    /// ROC curve on the test set.
+    pub roc: Vec<(f64, f64)>,
+    /// Mean |SHAP| per group, largest first (empty for curve points).
+    pub importance: Vec<(String, f64)>,
+    /// Training wall time.
+    pub train_seconds: f64,
+}
+
+fn head(x: &Array2<f64>, n: usize) -> Array2<f64> {
+    let idx: Vec<usize> = (0..n.min(x.nrows())).collect();
+    x.select(Axis(0), &idx)
+}
+
+/// Rows spread evenly over the matrix (deterministic).
+fn spread(x: &Array2<f64>, n: usize, offset: usize) -> Array2<f64> {
+    let n = n.min(x.nrows());
+    let step = (x.nrows() / n.max(1)).max(1);
+    let idx: Vec<usize> = (0..n).map(|k| (offset + k * step) % x.nrows()).collect();
+    x.select(Axis(0), &idx)
+}
+
+/// Trains `job`, evaluates it on the test set and (unless it is a curve point) explains it.
+pub fn train_and_evaluate(
+    job: &Job,
+    hyper: &Hyper,
+    prep: &Prepared,
+    rng: &mut DpRng,
+    shap: &ShapSettings,
+) -> anyhow::Result<Outcome> {
+    let t0 = Instant::now();
+    let payload = train_job(job, hyper, &prep.encoder, &prep.train, rng)?;
+    let train_seconds = t0.elapsed().as_secs_f64();
+    let probs = crate::models::predict_payload(&payload, &prep.test.x)?;
+    let labels = prep.test.y.to_vec();
+    let metrics = evaluate(&probs, &labels);
+    let roc = roc_curve(&probs, &labels);
+    let importance = if job.curve_point {
+        Vec::new()
+    } else {
+        let (rows, background) = match &payload {
+            Payload::Tree { .. } => {
+                (spread(&prep.test.x, shap.tree_rows, 0), head(&prep.test.x, 1))
+            }
+            Payload::Mlp { .. } => (
+                spread(&prep.test.x, shap.mlp_rows, 1),
+                spread(&prep.test.x, shap.background_rows, 0),
+            ),
+        };
+        let (phi, _) =
+            explain_groups(&payload, &rows, &background, &prep.groups, Some(shap.nsamples))?;
+        global_importance(&prep.group_names, &phi)
+    };
+    tracing::info!(model = %job.name(), auc = metrics.roc_auc, train_seconds, "model trained");
+    Ok(Outcome { job: job.clone(), payload, probs, metrics, roc, importance, train_seconds })
+}
