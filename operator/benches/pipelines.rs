@@ -43,6 +43,20 @@ fn pipeline(name: &str, ns: &str, tag: &str) -> anyhow::Result<AnalyticsPipeline
     Ok(serde_json::from_value(v)?)
 }
 
+async fn reconcile_count(addr: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with("shopstream_operator_reconciles_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
@@ -89,13 +103,21 @@ async fn run_size(
         .args(["run", "--watch-namespace", &ns_name, "--metrics-addr", "127.0.0.1:0"])
         .args(["--print-metrics-addr", "--lease-seconds", "5", "--lease-grace-seconds", "2"])
         .env("RUST_LOG", "warn")
+        .env(
+            "SHOPSTREAM_OPERATOR_DEBOUNCE_MS",
+            std::env::var("SHOPSTREAM_BENCH_DEBOUNCE_MS").unwrap_or_else(|_| "0".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().context("operator pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    lines.next_line().await?;
+    let metrics_addr = lines
+        .next_line()
+        .await?
+        .and_then(|l| l.strip_prefix("metrics ").map(str::to_string))
+        .context("metrics address")?;
     let idle_rss = rss_kib(pid);
 
     let api: Api<AnalyticsPipeline> = Api::namespaced(client.clone(), &ns_name);
@@ -107,14 +129,17 @@ async fn run_size(
     let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns_name);
     let lp = ListParams::default().labels("app.kubernetes.io/managed-by=shopstream-operator");
+    let mut children_at = None;
     let elapsed = loop {
         let ps = api.list(&ListParams::default()).await?;
         let all_settled = ps.items.len() == n && ps.items.iter().all(settled);
-        if all_settled
-            && deployments.list(&lp).await?.items.len() == 4 * n
+        let children = deployments.list(&lp).await?.items.len() == 4 * n
             && services.list(&lp).await?.items.len() == 4 * n
-            && cms.list(&lp).await?.items.len() == n
-        {
+            && cms.list(&lp).await?.items.len() == n;
+        if children && children_at.is_none() {
+            children_at = Some(start.elapsed());
+        }
+        if all_settled && children {
             break start.elapsed();
         }
         if start.elapsed() > Duration::from_secs(600) {
@@ -125,6 +150,11 @@ async fn run_size(
     // RSS after a few requeue-free seconds with n pipelines.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss = rss_kib(pid);
+    let reconciles = reconcile_count(&metrics_addr).await.unwrap_or(-1.0);
+    println!(
+        "  n={n}: all children present after {:.3} s; {reconciles} reconciles in total",
+        children_at.unwrap_or(elapsed).as_secs_f64()
+    );
 
     // Clean up through the operator (topics deleted by the finalizer).
     for p in api.list(&ListParams::default()).await? {

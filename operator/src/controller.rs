@@ -89,6 +89,8 @@ pub struct Settings {
     pub backoff_base: Duration,
     /// Largest backoff.
     pub backoff_max: Duration,
+    /// Quiet period that coalesces bursts of watch events into one reconcile (0 = none).
+    pub debounce: Duration,
 }
 
 impl Default for Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
             requeue: Duration::from_secs(60),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            debounce: Duration::ZERO,
         }
     }
 }
@@ -669,6 +672,7 @@ pub async fn run_controller(
         controller = controller.owns(api::<CronJob>(&client, namespace), owned);
     }
     controller
+        .with_config(kube::runtime::controller::Config::default().debounce(ctx.settings.debounce))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

@@ -55,6 +55,10 @@ struct RunArgs {
     #[arg(long, env = "SHOPSTREAM_OPERATOR_REQUEUE_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     requeue_seconds: u64,
+    /// Coalesce bursts of watch events for this many milliseconds before reconciling.
+    #[arg(long, env = "SHOPSTREAM_OPERATOR_DEBOUNCE_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=60000))]
+    debounce_ms: u64,
     /// Print the bound metrics address on stdout (for tests and scripts).
     #[arg(long)]
     print_metrics_addr: bool,
@@ -110,8 +114,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, %identity, "serving metrics");
     let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
-    let settings =
-        Settings { requeue: Duration::from_secs(args.requeue_seconds), ..Settings::default() };
+    let settings = Settings {
+        requeue: Duration::from_secs(args.requeue_seconds),
+        debounce: Duration::from_millis(args.debounce_ms),
+        ..Settings::default()
+    };
     let ctx = Arc::new(
         Context::new(client.clone(), metrics, &identity, settings)
             .await

@@ -173,6 +173,7 @@ impl Operator {
             requeue: Duration::from_secs(5),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(5),
+            debounce: Duration::ZERO,
         };
         let ctx = Arc::new(
             Context::new(client.clone(), metrics.clone(), identity, settings)
