@@ -557,8 +557,18 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                 ];
                 (&w.gate.workload, vec![subcommand.to_string()], extra)
             }
-            "processor" => (&w.processor, vec![subcommand.to_string()], vec![]),
-            _ => (&w.sink, vec![subcommand.to_string()], vec![]),
+            // Each workload reads its own metrics-address variable; the Service scrapes
+            // METRICS_PORT, so every one is told to listen there.
+            "processor" => (
+                &w.processor,
+                vec![subcommand.to_string()],
+                vec![env("SHOPSTREAM_PROCESSOR_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}"))],
+            ),
+            _ => (
+                &w.sink,
+                vec![subcommand.to_string()],
+                vec![env("SHOPSTREAM_SINK_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}"))],
+            ),
         };
         let mut extra = extra;
         extra.push(env("SHOPSTREAM_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}")));

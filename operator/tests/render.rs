@@ -471,3 +471,25 @@ fn rendered_objects_validate_against_kubernetes_1_30() {
         assert_eq!(valid, objs.len(), "not every object validated:\n{stdout}\n{stderr}");
     }
 }
+
+/// Each streaming workload reads its own metrics-address variable (`shopstream gate --help`
+/// etc.); all of them must listen on the port the metrics Service scrapes.
+#[test]
+fn every_workload_listens_for_metrics_where_its_service_scrapes() {
+    let p = example();
+    let objs = render(&p, &RenderInputs::default()).expect("renders");
+    for (deployment, variable) in [
+        ("shop-gate", "SHOPSTREAM_GATE_METRICS_ADDR"),
+        ("shop-processor", "SHOPSTREAM_PROCESSOR_METRICS_ADDR"),
+        ("shop-sink", "SHOPSTREAM_SINK_METRICS_ADDR"),
+    ] {
+        let d: Deployment = typed(&objs, "Deployment", deployment);
+        let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+        let env = env_map(pod.containers[0].env.as_deref().expect("env"));
+        assert_eq!(
+            value(&env, variable),
+            format!("0.0.0.0:{}", shopstream_operator::render::METRICS_PORT),
+            "{deployment}"
+        );
+    }
+}
