@@ -55,7 +55,7 @@ def main():
     rf = meta["rf"]
     t = time.perf_counter()
     clf = RandomForestClassifier(n_estimators=rf["n_trees"], max_depth=rf["max_depth"],
-                                 min_samples_leaf=rf["min_samples_leaf"], max_features="sqrt",
+                                 min_samples_leaf=int(rf["min_samples_leaf"]), max_features="sqrt",
                                  bootstrap=True, n_jobs=1, random_state=0)
     clf.fit(x_tr, y_tr)
     out["rf_fit_s"] = time.perf_counter() - t

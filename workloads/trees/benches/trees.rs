@@ -3,7 +3,7 @@
 //! same trees. Everything single-threaded on both sides.
 //!
 //! `cargo bench -p shopstream-trees --bench trees` (release profile). Environment:
-//! `BENCH_SESSIONS` (default 50000), `BENCH_EXPLAIN` (rows explained, default 2000),
+//! `BENCH_SESSIONS` (default 50000), `BENCH_EXPLAIN` (rows explained, default 500),
 //! `SHOPSTREAM_PYTHON` (default `<repo>/.venv/bin/python`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A bench binary: fail loudly.
 
@@ -33,7 +33,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let n_sessions = env_usize("BENCH_SESSIONS", 50_000);
-    let n_explain = env_usize("BENCH_EXPLAIN", 2_000);
+    let n_explain = env_usize("BENCH_EXPLAIN", 500);
     let manifest = env!("CARGO_MANIFEST_DIR");
     let python = std::env::var("SHOPSTREAM_PYTHON")
         .unwrap_or_else(|_| format!("{manifest}/../../.venv/bin/python"));

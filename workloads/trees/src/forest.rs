@@ -84,13 +84,13 @@ impl ForestConfig {
         if self.max_depth == 0 || self.max_depth > 64 {
             return bad("max_depth must be in 1..=64");
         }
-        if !(self.min_samples_leaf >= 1.0) {
+        if self.min_samples_leaf.is_nan() || self.min_samples_leaf < 1.0 {
             return bad("min_samples_leaf must be at least 1");
         }
-        if let MaxFeatures::Fraction(f) = self.max_features {
-            if !(f > 0.0 && f <= 1.0) {
-                return bad("max_features fraction must be in (0, 1]");
-            }
+        if let MaxFeatures::Fraction(f) = self.max_features
+            && !(f > 0.0 && f <= 1.0)
+        {
+            return bad("max_features fraction must be in (0, 1]");
         }
         if self.max_bins < 2 {
             return bad("max_bins must be at least 2");

@@ -37,7 +37,7 @@ pub fn public_cuts(ranges: &[(f64, f64)], grid: usize) -> Vec<Vec<f64>> {
     ranges
         .iter()
         .map(|&(lo, hi)| {
-            if !(hi > lo) {
+            if hi.is_nan() || lo.is_nan() || hi <= lo {
                 return vec![lo];
             }
             let integral = lo.fract() == 0.0 && hi.fract() == 0.0;
@@ -100,7 +100,9 @@ impl BinnedMatrix {
             )));
         }
         for (f, c) in cuts.iter().enumerate() {
-            if c.len() >= MAX_BINS || c.windows(2).any(|w| !(w[0] < w[1])) {
+            if c.len() >= MAX_BINS
+                || c.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            {
                 return Err(TreesError::InvalidInput(format!(
                     "column {f}: cuts must be ascending and fewer than {MAX_BINS}"
                 )));
