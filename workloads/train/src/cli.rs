@@ -370,11 +370,12 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let prep = tokio::task::spawn_blocking(move || prepare(&sessions, test_fraction, split_seed))
         .await??;
     println!(
-        "split by user: {} training sessions, {} test sessions, {} features in {} groups",
-        prep.train.len(),
-        prep.test.len(),
-        prep.train.names.len(),
-        prep.group_names.len()
+        "split by user: {} training sessions, {} test sessions, {} feature groups ({} one-hot columns, {} ordinal)",
+        prep.train().len(),
+        prep.test().len(),
+        prep.one_hot.group_names.len(),
+        prep.one_hot.train.names.len(),
+        prep.ordinal.train.names.len()
     );
 
     // 3. Train, evaluate, explain (CPU-bound: off the async runtime).
@@ -392,21 +393,24 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
 
     // 4. Register.
-    let (from, to) = time_range(&prep.train, &prep.test);
+    let (from, to) = time_range(prep.train(), prep.test());
     if let Some(reg) = &registry {
         for (o, version) in &outcomes {
             let Some(version) = version else { continue };
             let cost = o.job.cost()?;
-            let stored = StoredModel { encoder: prep.encoder.clone(), payload: o.payload.clone() };
+            let stored = StoredModel {
+                encoder: prep.for_family(o.job.family).encoder.clone(),
+                payload: o.payload.clone(),
+            };
             let entry = ModelEntry {
                 name: o.job.name(),
                 version: *version,
                 kind: stored.kind().to_string(),
                 trained_at: mongodb::bson::DateTime::now(),
                 data: DataSnapshot {
-                    rows: (prep.train.len() + prep.test.len()) as i64,
-                    train_rows: prep.train.len() as i64,
-                    test_rows: prep.test.len() as i64,
+                    rows: (prep.train().len() + prep.test().len()) as i64,
+                    train_rows: prep.train().len() as i64,
+                    test_rows: prep.test().len() as i64,
                     from,
                     to,
                 },
@@ -449,7 +453,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.results_json {
         let json = serde_json::json!({
             "pipeline": args.pipeline,
-            "rows": prep.train.len() + prep.test.len(),
+            "rows": prep.train().len() + prep.test().len(),
             "models": rows.iter().map(|r| serde_json::json!({
                 "name": r.name, "version": r.version, "epsilon": r.epsilon, "delta": r.delta,
                 "rocAuc": r.roc_auc, "accuracy": r.accuracy, "f1": r.f1, "logLoss": r.log_loss,
@@ -480,16 +484,16 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
                     "split".into(),
                     format!(
                         "by user: {} train / {} test sessions",
-                        prep.train.len(),
-                        prep.test.len()
+                        prep.train().len(),
+                        prep.test().len()
                     ),
                 ),
                 (
                     "purchase rate".into(),
                     format!(
                         "train {:.3}, test {:.3}",
-                        prep.train.positive_rate(),
-                        prep.test.positive_rate()
+                        prep.train().positive_rate(),
+                        prep.test().positive_rate()
                     ),
                 ),
                 (

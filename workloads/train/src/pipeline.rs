@@ -3,19 +3,51 @@
 use std::time::Instant;
 
 use ndarray::{Array2, Axis};
-use shopstream_features::{Dataset, Encoder, FeatureSpec, split_sessions_by_user};
+use shopstream_features::{
+    CategoricalEncoding, Dataset, Encoder, FeatureSpec, split_sessions_by_user,
+};
 use shopstream_privacy::DpRng;
 use shopstream_registry::Metrics;
 use shopstream_schema::Session;
 
 use crate::metrics::{evaluate, roc_curve};
 use crate::models::{
-    Hyper, Job, Payload, explain_groups, feature_groups, global_importance, train_job,
+    Family, Hyper, Job, Payload, explain_groups, feature_groups, global_importance, train_job,
 };
 
-/// The data of a run after the user-level split.
+/// The data of a run after the user-level split, encoded both ways the model families need
+/// (see [`Family::encoding`]). Both encodings hold the same sessions in the same order.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// One-hot categoricals (the MLP's input).
+    pub one_hot: Encoded,
+    /// Ordinal categoricals (the tree models' input).
+    pub ordinal: Encoded,
+}
+
+impl Prepared {
+    /// The encoding `family` trains on.
+    pub fn for_family(&self, family: Family) -> &Encoded {
+        match family.encoding() {
+            CategoricalEncoding::OneHot => &self.one_hot,
+            CategoricalEncoding::Ordinal => &self.ordinal,
+        }
+    }
+
+    /// Training rows (the same in both encodings).
+    pub fn train(&self) -> &Dataset {
+        &self.one_hot.train
+    }
+
+    /// Test rows (the same in both encodings).
+    pub fn test(&self) -> &Dataset {
+        &self.one_hot.test
+    }
+}
+
+/// One encoding of the split data.
+#[derive(Debug, Clone)]
+pub struct Encoded {
     /// Transform fitted on the training sessions only.
     pub encoder: Encoder,
     /// Training rows.
@@ -38,10 +70,18 @@ pub fn prepare(sessions: &[Session], test_fraction: f64, seed: u64) -> anyhow::R
             test_s.len()
         );
     }
-    let encoder = FeatureSpec::default().fit(&train_s);
-    let train = Dataset::from_sessions(&encoder, &train_s);
-    let test = Dataset::from_sessions(&encoder, &test_s);
-    for (side, d) in [("training", &train), ("test", &test)] {
+    let encode = |categorical| {
+        let encoder = FeatureSpec { categorical, ..FeatureSpec::default() }.fit(&train_s);
+        let train = Dataset::from_sessions(&encoder, &train_s);
+        let test = Dataset::from_sessions(&encoder, &test_s);
+        let (group_names, groups) = feature_groups(&train.names);
+        Encoded { encoder, train, test, group_names, groups }
+    };
+    let prep = Prepared {
+        one_hot: encode(CategoricalEncoding::OneHot),
+        ordinal: encode(CategoricalEncoding::Ordinal),
+    };
+    for (side, d) in [("training", prep.train()), ("test", prep.test())] {
         let rate = d.positive_rate();
         if !(rate > 0.0 && rate < 1.0) {
             anyhow::bail!(
@@ -49,8 +89,7 @@ pub fn prepare(sessions: &[Session], test_fraction: f64, seed: u64) -> anyhow::R
             );
         }
     }
-    let (group_names, groups) = feature_groups(&train.names);
-    Ok(Prepared { encoder, train, test, group_names, groups })
+    Ok(prep)
 }
 
 /// How much SHAP work to do per model.
@@ -112,6 +151,7 @@ pub fn train_and_evaluate(
     rng: &mut DpRng,
     shap: &ShapSettings,
 ) -> anyhow::Result<Outcome> {
+    let prep = prep.for_family(job.family);
     let t0 = Instant::now();
     let payload = train_job(job, hyper, &prep.encoder, &prep.train, rng)?;
     let train_seconds = t0.elapsed().as_secs_f64();
@@ -137,4 +177,34 @@ pub fn train_and_evaluate(
     };
     tracing::info!(model = %job.name(), auc = metrics.roc_auc, train_seconds, "model trained");
     Ok(Outcome { job: job.clone(), payload, probs, metrics, roc, importance, train_seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shopstream_generator::{Generator, GeneratorConfig};
+
+    #[test]
+    fn trees_read_ordinal_and_the_mlp_one_hot_over_the_same_rows() {
+        let sessions: Vec<Session> =
+            Generator::new(GeneratorConfig { seed: 3, users: 200, ..Default::default() })
+                .unwrap()
+                .take(2_000)
+                .map(|g| g.session)
+                .collect();
+        let prep = prepare(&sessions, 0.2, 1).unwrap();
+        let (oh, ord) = (&prep.one_hot, &prep.ordinal);
+        assert_eq!(oh.train.session_ids, ord.train.session_ids);
+        assert_eq!(oh.test.session_ids, ord.test.session_ids);
+        assert_eq!(oh.train.y, ord.train.y);
+        // Same fields, grouped the same way, but one column per categorical field in ordinal.
+        assert_eq!(oh.group_names, ord.group_names);
+        assert_eq!(ord.train.names.len(), ord.group_names.len());
+        assert!(oh.train.names.len() > ord.train.names.len() + 40, "one-hot has the state columns");
+        for f in [Family::RandomForest, Family::Gbdt] {
+            assert!(std::ptr::eq(prep.for_family(f), ord));
+        }
+        assert!(std::ptr::eq(prep.for_family(Family::Mlp), oh));
+    }
 }
