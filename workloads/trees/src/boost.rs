@@ -74,17 +74,26 @@ impl<'a> BoostGrower<'a> {
     pub fn grow(&mut self, rows: &mut [u32], gpair: &[[f32; 2]]) -> Tree {
         self.nodes.clear();
         self.leaves.clear();
-        let (g, h) = rows.iter().fold((0.0, 0.0), |(g, h), &r| {
-            let [gr, hr] = gpair[r as usize];
-            (g + f64::from(gr), h + f64::from(hr))
-        });
-        let hist = if self.expandable(0, h, rows.len()) {
+        let (mut hist, (g, h)) = if rows.len() >= 2 && self.data.n_features() > 0 {
+            // The root's sums are those of any one column's bins (every row is in one).
             let mut hist = self.take_hist();
             self.data.accumulate_pairs(rows, gpair, &mut hist);
-            Some(hist)
+            let sums = hist[..self.data.n_bins(0)]
+                .iter()
+                .fold((0.0, 0.0), |(g, h), e| (g + e[0], h + e[1]));
+            (Some(hist), sums)
         } else {
-            None
+            let sums = rows.iter().fold((0.0, 0.0), |(g, h), &r| {
+                let [gr, hr] = gpair[r as usize];
+                (g + f64::from(gr), h + f64::from(hr))
+            });
+            (None, sums)
         };
+        if !self.expandable(0, h, rows.len())
+            && let Some(hist) = hist.take()
+        {
+            self.pool.push(hist);
+        }
         self.node(rows, 0, gpair, hist, (g, h), 0);
         let mut tree = Tree { nodes: std::mem::take(&mut self.nodes) };
         tree.finish();
