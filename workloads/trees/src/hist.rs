@@ -69,7 +69,7 @@ impl BinnedMatrix {
             if vals.iter().any(|v| v.is_nan()) {
                 return Err(TreesError::InvalidInput("feature matrix contains NaN".into()));
             }
-            vals.sort_by(f64::total_cmp);
+            vals.sort_unstable_by(f64::total_cmp);
             let mut uniq = vals.clone();
             uniq.dedup();
             let c: Vec<f64> = if uniq.len() <= max_bins {
