@@ -79,12 +79,14 @@ def main():
     out["xgb_fit_s"] = best
     out["xgb_fit_cpu_s"] = best_cpu
     # For reference: boosting alone, with the bins already cached on the DMatrix.
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         xgb.train(params, dtrain, num_boost_round=gb["n_rounds"])
         best = min(best, time.perf_counter() - t)
+        best_cpu = min(best_cpu, time.thread_time() - c)
     out["xgb_fit_cached_bins_s"] = best
+    out["xgb_fit_cached_bins_cpu_s"] = best_cpu
     out["xgb_auc"] = roc_auc_score(y_te, booster.predict(xgb.DMatrix(x_te, nthread=threads)))
     out["xgb_leaves"] = sum(tree.count("leaf=") for tree in booster.get_dump())
     out["xgb_nthread"] = int(json.loads(booster.save_config())["learner"]["generic_param"]["nthread"])
