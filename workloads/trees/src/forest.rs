@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TreesError;
 use crate::gbdt::check_xy;
-use crate::grow::{GrowParams, Grower, LeafRule};
+use crate::grow::{GrowParams, Grower};
 use crate::hist::BinnedMatrix;
 use crate::tree::{OutputSpace, TreeEnsemble};
 
@@ -116,7 +116,6 @@ pub fn fit_forest(
         lambda: 0.0,
         min_split_gain: 1e-12,
         features_per_node: Some(cfg.max_features.count(x.ncols())),
-        leaf: LeafRule::Mean,
     };
     let mut weight = vec![0.0; n];
     let mut grad = vec![0.0; n];

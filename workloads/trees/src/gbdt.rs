@@ -5,14 +5,16 @@
 //! bins from the training data's quantiles, with depth limit, minimum child hessian
 //! (`min_child_weight`), L2 leaf regularisation (`lambda`), minimum split gain and shrinkage
 //! (`learning_rate`). The output is log-odds; the probability is its sigmoid.
+//!
+//! Trees grow depth-wise to `max_depth` (XGBoost's `grow_policy=depthwise` without a leaf
+//! limit). Gradients and hessians are `f32` pairs, histograms `f64`, as in XGBoost's `hist`;
+//! see the private `boost` module for the layout that makes it fast.
 
 use ndarray::Array2;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TreesError;
-use crate::grow::{GrowParams, Grower, LeafRule};
+use crate::boost::{BoostGrower, BoostParams};
 use crate::hist::BinnedMatrix;
 use crate::tree::{OutputSpace, TreeEnsemble, sigmoid};
 
@@ -110,30 +112,29 @@ pub fn fit_gbdt(x: &Array2<f64>, y: &[f64], cfg: &GbdtConfig) -> Result<TreeEnse
     let rate = (y.iter().sum::<f64>() / n as f64).clamp(1e-6, 1.0 - 1e-6);
     let base = (rate / (1.0 - rate)).ln();
     let mut margin = vec![base; n];
-    let mut grad = vec![0.0; n];
-    let mut hess = vec![0.0; n];
-    let mut rows: Vec<u32> = (0..n as u32).collect();
-    let params = GrowParams {
-        max_depth: cfg.max_depth,
-        min_child_weight: cfg.min_child_weight,
-        lambda: cfg.lambda,
-        min_split_gain: cfg.min_split_gain,
-        features_per_node: None,
-        leaf: LeafRule::Newton { eta: cfg.learning_rate, lambda: cfg.lambda },
-    };
-    // No randomness is used without feature subsampling; the generator satisfies the API.
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut gpair = vec![[0.0f32; 2]; n];
+    let mut rows: Vec<u32> = Vec::with_capacity(n);
+    let mut grower = BoostGrower::new(
+        &binned,
+        BoostParams {
+            max_depth: cfg.max_depth,
+            min_child_weight: cfg.min_child_weight,
+            lambda: cfg.lambda,
+            min_split_gain: cfg.min_split_gain,
+            eta: cfg.learning_rate,
+        },
+    );
     let mut trees = Vec::with_capacity(cfg.n_rounds);
     for _ in 0..cfg.n_rounds {
-        for i in 0..n {
-            let p = sigmoid(margin[i]);
-            grad[i] = p - y[i];
-            hess[i] = (p * (1.0 - p)).max(1e-16);
+        for ((gp, &m), &yi) in gpair.iter_mut().zip(&margin).zip(y) {
+            let p = sigmoid(m);
+            *gp = [(p - yi) as f32, (p * (1.0 - p)).max(1e-16) as f32];
         }
-        let tree = Grower::new(&binned, &grad, &hess, params, &mut rng).grow(&mut rows);
-        for (i, m) in margin.iter_mut().enumerate() {
-            *m += tree.predict(&row_of(&x, i));
-        }
+        // Every tree starts from ascending rows (the partition keeps each node's rows in order).
+        rows.clear();
+        rows.extend(0..n as u32);
+        let tree = grower.grow(&mut rows, &gpair);
+        grower.add_to_margin(&tree, &rows, &mut margin);
         trees.push(tree);
     }
     Ok(TreeEnsemble {

@@ -1,4 +1,6 @@
-//! Growing one tree on gradient histograms (the non-private trainers).
+//! Growing one random-forest tree on histograms of `(w y, w)` (bootstrap weight `w`), so a
+//! leaf's value `G / H` is its weighted class-1 fraction and its cover the bootstrap draws that
+//! reached it. (Boosting trees grow in [`crate::boost`].)
 //!
 //! Depth-first: a node's histogram holds `(sum g, sum h)` per column bin; the best split
 //! maximises `G_L^2/(H_L+lambda) + G_R^2/(H_R+lambda) - G^2/(H+lambda)` subject to
@@ -11,15 +13,6 @@ use rand::seq::index::sample;
 use crate::hist::BinnedMatrix;
 use crate::tree::{Node, Tree};
 
-/// How a leaf's value is computed from its `(G, H)` sums.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum LeafRule {
-    /// Newton step `-eta * G / (H + lambda)` (boosting).
-    Newton { eta: f64, lambda: f64 },
-    /// Weighted mean `G / H` (forest on `g = w*y`, `h = w`: the class-1 fraction).
-    Mean,
-}
-
 /// Parameters of one tree.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GrowParams {
@@ -29,7 +22,6 @@ pub(crate) struct GrowParams {
     pub min_split_gain: f64,
     /// Columns examined per node (`None`: all).
     pub features_per_node: Option<usize>,
-    pub leaf: LeafRule,
 }
 
 pub(crate) struct Grower<'a, R: Rng> {
@@ -86,26 +78,9 @@ impl<'a, R: Rng> Grower<'a, R> {
         tree
     }
 
+    /// Weighted mean `G / H`: the class-1 fraction.
     fn leaf_value(&self, g: f64, h: f64) -> f64 {
-        match self.params.leaf {
-            LeafRule::Newton { eta, lambda } => -eta * g / (h + lambda),
-            LeafRule::Mean => {
-                if h > 0.0 {
-                    g / h
-                } else {
-                    0.0
-                }
-            }
-        }
-    }
-
-    fn cover(&self, rows: &[u32], h: f64) -> f64 {
-        match self.params.leaf {
-            // Boosting: covers count rows.
-            LeafRule::Newton { .. } => rows.len() as f64,
-            // Forest: covers count bootstrap draws (sum of weights = H).
-            LeafRule::Mean => h,
-        }
+        if h > 0.0 { g / h } else { 0.0 }
     }
 
     fn node(&mut self, rows: &mut [u32], mut hist: Vec<[f64; 2]>, depth: usize) -> u32 {
@@ -116,7 +91,8 @@ impl<'a, R: Rng> Grower<'a, R> {
         } else {
             hist[..self.data.n_bins(0)].iter().fold((0.0, 0.0), |(g, h), e| (g + e[0], h + e[1]))
         };
-        self.nodes.push(Node::leaf(self.leaf_value(g, h), self.cover(rows, h)));
+        // Covers count bootstrap draws (the sum of weights, H).
+        self.nodes.push(Node::leaf(self.leaf_value(g, h), h));
         let p = self.params;
         if depth >= p.max_depth || h < 2.0 * p.min_child_weight || rows.len() < 2 {
             self.pool.push(hist);

@@ -13,12 +13,15 @@ use crate::TreesError;
 /// Most bins per column (bins are stored as `u8`).
 pub const MAX_BINS: usize = 256;
 
-/// A feature matrix with every value replaced by its bin, row-major.
+/// A feature matrix with every value replaced by its bin, held twice: row-major (histogram
+/// building reads every column of a row) and column-major (partitioning a node reads one
+/// column of its rows).
 #[derive(Debug, Clone)]
 pub struct BinnedMatrix {
     n_rows: usize,
     n_features: usize,
     bins: Vec<u8>,
+    columns: Vec<u8>,
     cuts: Vec<Vec<f64>>,
     offsets: Vec<usize>,
     total_bins: usize,
@@ -66,7 +69,7 @@ impl BinnedMatrix {
             if vals.iter().any(|v| v.is_nan()) {
                 return Err(TreesError::InvalidInput("feature matrix contains NaN".into()));
             }
-            vals.sort_by(f64::total_cmp);
+            vals.sort_unstable_by(f64::total_cmp);
             let mut uniq = vals.clone();
             uniq.dedup();
             let c: Vec<f64> = if uniq.len() <= max_bins {
@@ -123,7 +126,15 @@ impl BinnedMatrix {
                 *o = bin_of(c, v);
             }
         }
-        Ok(BinnedMatrix { n_rows, n_features, bins, cuts, offsets, total_bins })
+        let mut columns = vec![0u8; n_rows * n_features];
+        if n_features > 0 {
+            for (r, row) in bins.chunks_exact(n_features).enumerate() {
+                for (f, &b) in row.iter().enumerate() {
+                    columns[f * n_rows + r] = b;
+                }
+            }
+        }
+        Ok(BinnedMatrix { n_rows, n_features, bins, columns, cuts, offsets, total_bins })
     }
 
     /// Number of rows.
@@ -150,7 +161,13 @@ impl BinnedMatrix {
     /// Bin of row `r` in column `f`.
     #[inline]
     pub fn bin(&self, r: usize, f: usize) -> u8 {
-        self.bins[r * self.n_features + f]
+        self.columns[f * self.n_rows + r]
+    }
+
+    /// The bins of column `f`, one per row.
+    #[inline]
+    pub fn column(&self, f: usize) -> &[u8] {
+        &self.columns[f * self.n_rows..(f + 1) * self.n_rows]
     }
 
     /// Start of column `f`'s bins in a histogram.
@@ -183,15 +200,136 @@ impl BinnedMatrix {
         }
     }
 
+    /// Adds the gradient pairs `gpair[r] = (g, h)` of `rows` into `hist` (length
+    /// [`BinnedMatrix::total_bins`]), summing in `f64`. Reads the row-major bins; fastest when
+    /// `rows` is ascending.
+    pub fn accumulate_pairs(&self, rows: &[u32], gpair: &[[f32; 2]], hist: &mut [[f64; 2]]) {
+        let nf = self.n_features;
+        if nf == 0 {
+            return;
+        }
+        let offsets = &self.offsets[..nf];
+        for &r in rows {
+            let r = r as usize;
+            let [g, h] = gpair[r];
+            let (g, h) = (f64::from(g), f64::from(h));
+            let row = &self.bins[r * nf..(r + 1) * nf];
+            for (&b, &off) in row.iter().zip(offsets) {
+                let e = &mut hist[off + b as usize];
+                e[0] += g;
+                e[1] += h;
+            }
+        }
+    }
+
+    /// Moves the rows with `bin(f) <= b` to the front, keeping the order of the rows on each
+    /// side (so ascending rows stay ascending); returns how many went left. `scratch` is
+    /// working space (resized as needed).
+    pub fn partition_stable(
+        &self,
+        rows: &mut [u32],
+        f: usize,
+        b: u8,
+        scratch: &mut Vec<u32>,
+    ) -> usize {
+        let col = self.column(f);
+        scratch.clear();
+        scratch.resize(rows.len(), 0);
+        let (mut left, mut right) = (0, 0);
+        for i in 0..rows.len() {
+            let r = rows[i];
+            // Branch-free: write to both sides, advance one.
+            let goes_left = col[r as usize] <= b;
+            rows[left] = r;
+            scratch[right] = r;
+            left += usize::from(goes_left);
+            right += usize::from(!goes_left);
+        }
+        rows[left..].copy_from_slice(&scratch[..right]);
+        left
+    }
+
     /// Moves the rows with `bin(f) <= b` to the front; returns how many there are.
     pub fn partition(&self, rows: &mut [u32], f: usize, b: u8) -> usize {
+        let col = self.column(f);
         let mut left = 0;
         for i in 0..rows.len() {
-            if self.bin(rows[i] as usize, f) <= b {
+            if col[rows[i] as usize] <= b {
                 rows.swap(left, i);
                 left += 1;
             }
         }
         left
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // Tests: fail loudly.
+mod tests {
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn matrix(n: usize) -> BinnedMatrix {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let x = Array2::from_shape_fn((n, 3), |(_, c)| match c {
+            0 => rng.random::<f64>(),
+            1 => f64::from(rng.random_range(0..4u8)),
+            _ => rng.random::<f64>() * 1e3,
+        });
+        BinnedMatrix::from_quantiles(x.view(), 32).unwrap()
+    }
+
+    #[test]
+    fn column_major_bins_equal_row_major() {
+        let m = matrix(257);
+        for r in 0..m.n_rows() {
+            for f in 0..m.n_features() {
+                assert_eq!(m.row(r)[f], m.bin(r, f));
+                assert_eq!(m.column(f)[r], m.bin(r, f));
+            }
+        }
+    }
+
+    #[test]
+    fn stable_partition_splits_by_bin_and_keeps_order() {
+        let m = matrix(500);
+        let mut scratch = Vec::new();
+        for (f, b) in [(0, 10u8), (1, 1), (2, 0), (2, 30)] {
+            // Every other row, descending: order must be kept, not sorted.
+            let original: Vec<u32> = (0..500u32).rev().step_by(2).collect();
+            let mut rows = original.clone();
+            let n_left = m.partition_stable(&mut rows, f, b, &mut scratch);
+            let want_left: Vec<u32> =
+                original.iter().copied().filter(|&r| m.bin(r as usize, f) <= b).collect();
+            let want_right: Vec<u32> =
+                original.iter().copied().filter(|&r| m.bin(r as usize, f) > b).collect();
+            assert_eq!(n_left, want_left.len());
+            assert_eq!(&rows[..n_left], want_left.as_slice());
+            assert_eq!(&rows[n_left..], want_right.as_slice());
+        }
+    }
+
+    #[test]
+    fn accumulate_pairs_sums_each_bin() {
+        let m = matrix(300);
+        let gpair: Vec<[f32; 2]> = (0..300).map(|i| [i as f32 - 150.0, 1.0 + i as f32]).collect();
+        let rows: Vec<u32> = (0..300).filter(|r| r % 3 != 0).collect();
+        let mut hist = vec![[0.0; 2]; m.total_bins()];
+        m.accumulate_pairs(&rows, &gpair, &mut hist);
+        for f in 0..m.n_features() {
+            for b in 0..m.n_bins(f) {
+                let (mut g, mut h) = (0.0, 0.0);
+                for &r in &rows {
+                    if m.bin(r as usize, f) as usize == b {
+                        g += f64::from(gpair[r as usize][0]);
+                        h += f64::from(gpair[r as usize][1]);
+                    }
+                }
+                assert_eq!(hist[m.offset(f) + b], [g, h], "column {f} bin {b}");
+            }
+        }
     }
 }

@@ -25,6 +25,7 @@
 //! assert!((total - model.raw(&[3.0, 0.0])).abs() < 1e-9);
 //! ```
 
+mod boost;
 mod complete;
 pub mod dp;
 pub mod dp_forest;
