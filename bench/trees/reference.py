@@ -103,12 +103,17 @@ def main():
     out["rf_fit_s"] = time.perf_counter() - t
     out["rf_auc"] = roc_auc_score(y_te, clf.predict_proba(x_te)[:, 1])
 
+    # TreeSHAP on our exported trees: best of `shap_repeat` calls (shap's C++ TreeSHAP is
+    # single-threaded; building the explainer is not timed).
     for name in ["rf", "gbdt"]:
         model = shap_dict(os.path.join(d, f"{name}_model.json"))
         explainer = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
-        t = time.perf_counter()
-        values = explainer.shap_values(x_ex, check_additivity=False)
-        out[f"shap_{name}_s"] = time.perf_counter() - t
+        best = float("inf")
+        for _ in range(int(meta.get("shap_repeat", 1))):
+            t = time.perf_counter()
+            values = explainer.shap_values(x_ex, check_additivity=False)
+            best = min(best, time.perf_counter() - t)
+        out[f"shap_{name}_s"] = best
         np.asarray(values).astype("<f8").tofile(os.path.join(d, f"shap_{name}.f64"))
     json.dump(out, sys.stdout)
 

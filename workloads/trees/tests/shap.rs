@@ -6,7 +6,7 @@
 mod common;
 
 use ndarray::{Array2, Axis};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use shopstream_features::CategoricalEncoding;
 use shopstream_trees::dp_forest::{DpForestConfig, fit_dp_forest};
@@ -14,7 +14,7 @@ use shopstream_trees::dp_gbdt::{DpGbdtConfig, fit_dp_gbdt};
 use shopstream_trees::forest::{ForestConfig, fit_forest};
 use shopstream_trees::gbdt::{GbdtConfig, fit_gbdt};
 use shopstream_trees::shap::{TreeShap, conditional_expectation};
-use shopstream_trees::{TreeEnsemble, TreeModel, TreeModelKind};
+use shopstream_trees::{Node, OutputSpace, Tree, TreeEnsemble, TreeModel, TreeModelKind};
 
 /// Four trained models of every kind on generated sessions, and some test rows.
 fn models() -> (Vec<(&'static str, TreeEnsemble)>, Array2<f64>) {
@@ -146,4 +146,95 @@ fn models_round_trip_through_serde_and_explain_by_name() {
         TreeModel::new(TreeModelKind::DpGbdt, gb.clone(), model.feature_names.clone(), None)
             .is_err()
     );
+}
+
+/// Grows a random subtree: on the spine every split continues to `depth_left` on one side;
+/// off the spine subtrees stop at depth 4 or earlier.
+fn grow(
+    nodes: &mut Vec<Node>,
+    rng: &mut ChaCha20Rng,
+    m: usize,
+    depth_left: usize,
+    spine: bool,
+) -> u32 {
+    let i = nodes.len();
+    if depth_left == 0 || (!spine && rng.random_bool(0.3)) {
+        nodes.push(Node::leaf(rng.random_range(-1.0..1.0), rng.random_range(0.5..10.0)));
+        return i as u32;
+    }
+    let split = Node {
+        feature: rng.random_range(0..m) as u32,
+        threshold: rng.random_range(0.0..1.0),
+        left: 0,
+        right: 0,
+        value: 0.0,
+        cover: 0.0,
+    };
+    nodes.push(split);
+    let hot = rng.random_bool(0.5);
+    let off = (depth_left - 1).min(4);
+    let l = grow(nodes, rng, m, if spine && hot { depth_left - 1 } else { off }, spine && hot);
+    let r = grow(nodes, rng, m, if spine && !hot { depth_left - 1 } else { off }, spine && !hot);
+    nodes[i].left = l;
+    nodes[i].right = r;
+    i as u32
+}
+
+#[test]
+fn shap_is_exact_on_very_deep_trees_that_reuse_features() {
+    // Paths 40 splits long over 4 features: every feature is split on many times per path, so
+    // the walk divides factors out and in again, in both satisfied and unsatisfied states, and
+    // the scratch space must hold 40 levels.
+    let m = 4;
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let trees: Vec<Tree> = (0..3)
+        .map(|_| {
+            let mut nodes = Vec::new();
+            grow(&mut nodes, &mut rng, m, 40, true);
+            let mut tree = Tree { nodes };
+            tree.finish();
+            tree
+        })
+        .collect();
+    let model = TreeEnsemble {
+        trees,
+        tree_weight: 0.5,
+        base_offset: 0.25,
+        output: OutputSpace::LogOdds,
+        n_features: m,
+    };
+    model.validate().unwrap();
+    assert!(model.trees.iter().all(|t| t.max_depth() == 40));
+    let rows = Array2::from_shape_fn((30, m), |_| rng.random_range(0.0..1.0));
+    let mut explainer = TreeShap::new(&model);
+    let ours = explainer.explain_matrix(&rows);
+    for (r, row) in rows.rows().into_iter().enumerate() {
+        let row = row.to_vec();
+        let slow = brute_force_shapley(&model, &row);
+        for (a, b) in ours.row(r).iter().zip(&slow) {
+            assert!(
+                (a - b).abs() < 1e-10,
+                "row {r}: TreeSHAP {:?} vs Shapley {slow:?}",
+                ours.row(r)
+            );
+        }
+        let total = ours.row(r).sum() + explainer.base_value();
+        assert!((total - model.raw(&row)).abs() < 1e-9, "row {r}: additivity");
+    }
+    let (theirs, _) = common::reference_shap(&model, &rows);
+    let worst = (&ours - &theirs).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(worst < 1e-6, "deep trees: differs from shap by {worst}");
+    assert!(ours.iter().any(|v| v.abs() > 1e-6), "all SHAP values are zero");
+}
+
+#[test]
+fn parallel_explanations_equal_sequential_ones() {
+    let (models, rows) = models();
+    for (name, model) in &models {
+        let sequential = TreeShap::new(model).explain_matrix(&rows);
+        for threads in [0, 1, 3] {
+            let parallel = TreeShap::new(model).explain_matrix_parallel(&rows, threads);
+            assert!(parallel == sequential, "{name}: {threads} threads differ");
+        }
+    }
 }
