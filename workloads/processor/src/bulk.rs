@@ -69,6 +69,15 @@ impl Batch {
         Ok(())
     }
 
+    /// Appends an operation written by `write`: the action line, a newline, then the document
+    /// (the closing newline is added here). For writers that produce the JSON themselves.
+    pub fn push_with(&mut self, record: usize, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.body.len();
+        write(&mut self.body);
+        self.body.push(b'\n');
+        self.items.push(Item { record, range: start..self.body.len() });
+    }
+
     /// The NDJSON body.
     pub fn body(&self) -> &[u8] {
         &self.body

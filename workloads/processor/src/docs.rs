@@ -389,15 +389,21 @@ pub struct Unwritable {
 /// Checks what the schema does not but Elasticsearch requires: every document id of the
 /// session fits [`MAX_ID_BYTES`].
 pub fn check_writable(session: &Session) -> Result<(), Unwritable> {
-    let digits = session.page_views.max(1).to_string().len();
-    let longest = session.session_id.len() + 1 + digits;
+    check_ids(&session.session_id, session.page_views)
+}
+
+/// [`check_writable`] on the two fields it looks at: the longest id is
+/// `sessionId:pageViews`.
+pub fn check_ids(session_id: &str, page_views: u32) -> Result<(), Unwritable> {
+    let digits = page_views.max(1).ilog10() as usize + 1;
+    let longest = session_id.len() + 1 + digits;
     if longest > MAX_ID_BYTES {
         return Err(Unwritable {
             reason: "id_too_long",
             message: format!(
                 "sessionId is {} bytes; document ids would reach {longest} bytes, over the \
                  limit of {MAX_ID_BYTES}",
-                session.session_id.len()
+                session_id.len()
             ),
         });
     }
@@ -477,7 +483,7 @@ pub fn session_doc<'a>(
     }
 }
 
-fn round4(x: f64) -> f64 {
+pub(crate) fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 

@@ -5,16 +5,15 @@ use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::time::Duration;
 
-use shopstream_schema::{MAX_RECORD_BYTES, SchemaError, Session, parse_session};
 use shopstream_sentiment::{Scores, SentimentAnalyzer};
 use tokio::sync::watch;
 
 use crate::bulk::{Batch, ItemOutcome};
-use crate::docs::{
-    PotentialCustomerRule, ProductDocId, check_writable, product_docs, session_doc, session_doc_id,
-};
+use crate::docs::{PotentialCustomerRule, check_ids};
 use crate::mapping::Indexes;
+use crate::record;
 use crate::sink::{DocSink, SinkError};
+use crate::writer::DocWriter;
 
 /// Reason code of a record without payload.
 pub const REASON_EMPTY: &str = "empty_payload";
@@ -67,24 +66,11 @@ impl SentimentCache {
     }
 }
 
-/// [`parse_session`] with a fast path: well-formed records (nearly all of them) are parsed
-/// without field-path tracking; anything that fails is parsed again by [`parse_session`] for
-/// its exact error. Same results as [`parse_session`].
-pub fn fast_parse(bytes: &[u8]) -> Result<Session, SchemaError> {
-    if bytes.len() <= MAX_RECORD_BYTES
-        && let Ok(session) = serde_json::from_slice::<Session>(bytes)
-    {
-        session.validate()?;
-        return Ok(session);
-    }
-    parse_session(bytes)
-}
-
 /// Turns input records into documents.
 #[derive(Debug)]
 pub struct Transformer {
     indexes: Indexes,
-    rule: PotentialCustomerRule,
+    writer: DocWriter,
     cache: SentimentCache,
     scores: Vec<Option<Scores>>,
 }
@@ -98,6 +84,8 @@ pub struct TransformStats {
     pub session_docs: usize,
     /// Product row documents.
     pub product_docs: usize,
+    /// Valid sessions the fast parser left to the reference parser (see [`record::parse`]).
+    pub slow_parses: usize,
 }
 
 impl Transformer {
@@ -105,8 +93,8 @@ impl Transformer {
     /// sentiment cache of `cache_capacity` texts.
     pub fn new(indexes: Indexes, rule: PotentialCustomerRule, cache_capacity: usize) -> Self {
         Transformer {
+            writer: DocWriter::new(&indexes, rule),
             indexes,
-            rule,
             cache: SentimentCache::new(cache_capacity),
             scores: Vec::new(),
         }
@@ -136,8 +124,8 @@ impl Transformer {
                 });
                 continue;
             };
-            let session = match fast_parse(payload) {
-                Ok(s) => s,
+            let parsed = match record::parse(payload) {
+                Ok(r) => r,
                 Err(e) => {
                     dead.push(DeadLetter {
                         record,
@@ -148,7 +136,11 @@ impl Transformer {
                     continue;
                 }
             };
-            if let Err(e) = check_writable(&session) {
+            if !parsed.is_fast() {
+                stats.slow_parses += 1;
+            }
+            let session = parsed.view();
+            if let Err(e) = check_ids(session.session_id, session.page_views) {
                 dead.push(DeadLetter {
                     record,
                     reason: e.reason.into(),
@@ -159,36 +151,13 @@ impl Transformer {
             }
             self.scores.clear();
             for review in &session.product_reviews {
-                let s = review.as_deref().map(|t| self.cache.scores(t));
+                let s = review.map(|t| self.cache.scores(t));
                 self.scores.push(s);
             }
-            let doc = session_doc(&session, &self.scores, &self.rule);
-            let mut result =
-                batch.push(&self.indexes.sessions, session_doc_id(&session), record, &doc);
-            let rows = product_docs(&session, &self.scores);
-            for row in &rows {
-                if result.is_err() {
-                    break;
-                }
-                let id = ProductDocId(&session.session_id, row.position);
-                result = batch.push(&self.indexes.products, &id, record, row);
-            }
-            match result {
-                Ok(()) => {
-                    stats.sessions += 1;
-                    stats.session_docs += 1;
-                    stats.product_docs += rows.len();
-                }
-                Err(e) => {
-                    // Cannot happen with these plain documents; handled rather than assumed.
-                    dead.push(DeadLetter {
-                        record,
-                        reason: "serialize".into(),
-                        field: "$".into(),
-                        message: e.to_string(),
-                    });
-                }
-            }
+            let rows = self.writer.write(batch, record, &session, &self.scores);
+            stats.sessions += 1;
+            stats.session_docs += 1;
+            stats.product_docs += rows;
         }
         stats
     }
@@ -376,7 +345,10 @@ mod tests {
         let mut batch = Batch::new();
         let mut dead = Vec::new();
         let stats = transformer().transform(payloads, &mut batch, &mut dead);
-        assert_eq!(stats, TransformStats { sessions: 2, session_docs: 2, product_docs: 7 });
+        assert_eq!(
+            stats,
+            TransformStats { sessions: 2, session_docs: 2, product_docs: 7, slow_parses: 0 }
+        );
         assert_eq!(batch.len(), 9);
         let records: Vec<usize> = batch.items().iter().map(|i| i.record).collect();
         assert_eq!(records, vec![0, 0, 0, 0, 0, 3, 3, 3, 3]);
@@ -398,30 +370,6 @@ mod tests {
         assert!(body.contains(
             r#"{"index":{"_index":"t-products","_id":"9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d:3"}}"#
         ));
-    }
-
-    #[test]
-    fn fast_parse_matches_parse_session() {
-        let good = SEED.lines().next().unwrap_or_default();
-        let cases: Vec<Vec<u8>> = vec![
-            good.as_bytes().to_vec(),
-            SEED.lines().nth(1).unwrap_or_default().as_bytes().to_vec(),
-            good.replace("\"clicks\": 31", "\"clicks\": -1").into_bytes(),
-            good.replace("\"amountSpent\": 6880", "\"amountSpent\": 1").into_bytes(),
-            good.replace("\"gender\"", "\"genre\"").into_bytes(),
-            format!("{good} x").into_bytes(),
-            b"\xff".to_vec(),
-            vec![b' '; shopstream_schema::MAX_RECORD_BYTES + 1],
-            good.replace("dana", "d\\ud800a").into_bytes(),
-        ];
-        for bytes in cases {
-            assert_eq!(
-                fast_parse(&bytes),
-                parse_session(&bytes),
-                "{}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
-            );
-        }
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub mod docs;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
+pub mod record;
 mod run;
 pub mod sink;
+pub mod writer;
 
 pub use run::{ConfigError, ProcessArgs, RunStats, run, run_until, run_with_sink};

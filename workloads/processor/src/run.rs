@@ -413,9 +413,9 @@ async fn consume<S: DocSink>(
         metrics.docs_out.with_label_values(&["sessions"]).inc_by(stats.session_docs as u64);
         metrics.docs_out.with_label_values(&["products"]).inc_by(stats.product_docs as u64);
 
-        let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut offsets: BTreeMap<(&str, i32), i64> = BTreeMap::new();
         for m in &records {
-            let e = offsets.entry((m.topic().to_string(), m.partition())).or_insert(m.offset());
+            let e = offsets.entry((m.topic(), m.partition())).or_insert(m.offset());
             *e = (*e).max(m.offset());
         }
         let mut tpl = TopicPartitionList::new();

@@ -336,9 +336,56 @@ fn py_lower(s: &str) -> Cow<'_, str> {
 
 /// Python's `round(x, digits)`: correctly rounded, ties to even on the exact binary value.
 fn py_round(x: f64, digits: usize) -> f64 {
-    // Rust's fixed-precision formatting is exact (round half to even on the exact value), like
-    // CPython's dtoa-based round; parsing gives back the nearest double, as CPython does.
+    const SCALE: [f64; 5] = [1.0, 10.0, 100.0, 1_000.0, 10_000.0];
+    // Fast path: with `p = x * 10^digits` (one rounding: for |p| < 1e9 the error is under
+    // 1.2e-7) more than 1e-6 away from a tie, rounding `p` rounds the exact product the same
+    // way (`p - floor(p)` is exact); and `r / 10^digits` of
+    // two exactly representable numbers is correctly rounded, i.e. the double nearest to the
+    // decimal `r * 10^-digits`, which is what CPython's round returns. Near a tie, or for
+    // large values, the exact path below decides.
+    if let Some(&scale) = SCALE.get(digits) {
+        let p = x * scale;
+        if p.abs() < 1e9 {
+            let frac = p - p.floor();
+            if (frac - 0.5).abs() > 1e-6 {
+                return p.round() / scale;
+            }
+        }
+    }
+    py_round_exact(x, digits)
+}
+
+/// [`py_round`] by formatting: Rust's fixed-precision formatting is exact (round half to even
+/// on the exact value), like CPython's dtoa-based round; parsing gives back the nearest
+/// double, as CPython does. Formatted on the stack; the heap only for huge values.
+fn py_round_exact(x: f64, digits: usize) -> f64 {
+    let mut buf = StackText { buf: [0; 48], len: 0 };
+    if std::fmt::Write::write_fmt(&mut buf, format_args!("{x:.digits$}")).is_ok() {
+        return buf.as_str().parse().unwrap_or(x);
+    }
     format!("{x:.digits$}").parse().unwrap_or(x)
+}
+
+/// A small text buffer on the stack; writing more than it holds fails.
+struct StackText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// `token.strip(string.punctuation)`, keeping the token when 2 or fewer characters remain
@@ -348,8 +395,12 @@ fn strip_punc_if_word(token: &str) -> &str {
     if stripped.chars().nth(2).is_none() { token } else { stripped }
 }
 
+/// [`NEGATE`] as a set (looked up up to three times per lexicon word).
+static NEGATE_SET: LazyLock<rustc_hash::FxHashSet<&'static str>> =
+    LazyLock::new(|| NEGATE.iter().copied().collect());
+
 fn negated(word: &str) -> bool {
-    NEGATE.contains(&word) || word.contains("n't")
+    NEGATE_SET.contains(word) || word.contains("n't")
 }
 
 fn normalize(score: f64) -> f64 {
@@ -710,6 +761,49 @@ mod tests {
         assert_eq!(py_round(0.09375, 4), 0.0938);
         assert_eq!(py_round(-0.5129, 4), -0.5129);
         assert_eq!(py_round(0.6666666, 3), 0.667);
+        // Too long for the stack buffer: the heap path, same rounding.
+        assert_eq!(py_round(1e300, 4), 1e300);
+        assert_eq!(py_round(-2.5e-5, 4), -0.0);
+        assert!(py_round(-2.5e-5, 4).is_sign_negative());
+    }
+
+    #[test]
+    fn fast_rounding_equals_exact_rounding() {
+        // Random values, values on and next to decimal ties, and the shapes VADER produces.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut values = Vec::new();
+        for _ in 0..400_000 {
+            let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+            values.push(u * 2.0 - 1.0);
+            values.push(u * 3.0);
+            values.push(f64::from_bits(next() >> 2) % 1e6);
+        }
+        for k in -20_000i32..=20_000 {
+            for digits in [3, 4] {
+                let tie = (f64::from(k) + 0.5) / 10f64.powi(digits);
+                values.extend([tie, tie.next_up(), tie.next_down(), f64::from(k) / 1e4]);
+            }
+        }
+        for n in 1..200u32 {
+            for d in 1..=n {
+                values.push(f64::from(d) / f64::from(n));
+            }
+        }
+        for &x in &values {
+            for digits in [0, 3, 4] {
+                let (fast, exact) = (py_round(x, digits), py_round_exact(x, digits));
+                assert!(
+                    fast == exact && fast.is_sign_negative() == exact.is_sign_negative(),
+                    "round({x:e}, {digits}): {fast} vs {exact}"
+                );
+            }
+        }
     }
 
     #[test]

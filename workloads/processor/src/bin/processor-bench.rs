@@ -2,10 +2,11 @@
 //! side with a Python port of the original per-message consumer loop
 //! (`bench/processor/original_loop.py`) on the same records, in the same run.
 //!
-//! Run on one core: `taskset -c 0 target/release/processor-bench` (with the stack's
+//! Run on one core: `taskset -c 1 target/release/processor-bench` (with the stack's
 //! environment: `eval "$(dev/stack env)"`). Figures:
 //!
-//! 1. memory: records already in memory -> documents -> `_bulk` body -> counting sink;
+//! 1. memory: records already in memory -> parse and validate -> sentiment -> documents ->
+//!    `_bulk` body -> counting sink (all the per-session work of the real loop but Kafka);
 //! 2. kafka: records from a Kafka topic through the real consume/commit loop -> counting sink;
 //! 3. es: records in memory -> the real Elasticsearch API (`SHOPSTREAM_ES_URL`).
 
@@ -75,7 +76,7 @@ async fn rust_memory<S: DocSink>(
     sink: &mut S,
     cache: usize,
     prefix: &str,
-) -> anyhow::Result<(f64, f64, u64)> {
+) -> anyhow::Result<(f64, f64, u64, usize)> {
     let mut t =
         Transformer::new(Indexes::with_prefix(prefix), PotentialCustomerRule::default(), cache);
     let (_tx, mut rx) = watch::channel(false);
@@ -83,19 +84,22 @@ async fn rust_memory<S: DocSink>(
     let mut batch = Batch::with_capacity(batch_size * 2048);
     let mut dead = Vec::new();
     let mut docs = 0;
+    let mut slow = 0;
     let start = Instant::now();
     let cpu = thread_cpu();
     for chunk in records.chunks(batch_size) {
         batch.clear();
         dead.clear();
-        t.transform(chunk.iter().map(|r| Some(r.as_slice())), &mut batch, &mut dead);
+        slow += t
+            .transform(chunk.iter().map(|r| Some(r.as_slice())), &mut batch, &mut dead)
+            .slow_parses;
         let report = write_batch(sink, &batch, backoff, &mut rx, |_| {}, || {})
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         docs += report.stored;
         anyhow::ensure!(dead.is_empty() && report.rejected.is_empty(), "unexpected dead letters");
     }
-    Ok((start.elapsed().as_secs_f64(), thread_cpu() - cpu, docs))
+    Ok((start.elapsed().as_secs_f64(), thread_cpu() - cpu, docs, slow))
 }
 
 /// CPU time of the calling thread in seconds (from the scheduler, nanosecond resolution), so
@@ -117,6 +121,13 @@ fn process_cpu() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The load averages (1, 5, 15 minutes), to print beside the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn rate(n: usize, secs: f64) -> f64 {
     n as f64 / secs
 }
@@ -131,8 +142,9 @@ async fn main() -> anyhow::Result<()> {
         args.sessions, args.batch
     );
     if cores != 1 {
-        println!("  (not pinned: run under `taskset -c 0` for the one-core figure)");
+        println!("  (not pinned: run under `taskset -c 1` for the one-core figure)");
     }
+    println!("load average at start: {}", load_average());
 
     let mut g = shopstream_generator::Generator::new(shopstream_generator::GeneratorConfig {
         seed: 42,
@@ -156,13 +168,14 @@ async fn main() -> anyhow::Result<()> {
     rust_memory(&records[..records.len().min(20_000)], args.batch, &mut warm, 65_536, "bench-")
         .await?;
     let (mut best, mut best_cpu) = (f64::MAX, f64::MAX);
-    let mut docs = 0;
+    let (mut docs, mut slow, mut bytes) = (0, 0, 0);
     for _ in 0..3 {
         let mut sink = CountingSink::default();
-        let (secs, cpu, d) = rust_memory(&records, args.batch, &mut sink, 65_536, "bench-").await?;
+        let (secs, cpu, d, sl) =
+            rust_memory(&records, args.batch, &mut sink, 65_536, "bench-").await?;
         best = best.min(secs);
         best_cpu = best_cpu.min(cpu);
-        docs = d;
+        (docs, slow, bytes) = (d, sl, sink.bytes);
     }
     let rust_mem = rate(records.len(), best);
     let rust_mem_cpu = rate(records.len(), best_cpu);
@@ -170,17 +183,21 @@ async fn main() -> anyhow::Result<()> {
         "rust memory->count (sentiment cache on)".into(),
         rust_mem,
         rust_mem_cpu,
-        format!("{docs} docs, best of 3"),
+        format!(
+            "{docs} docs, {:.0} MB of _bulk body, {slow} slow-path parses, best of 3, load {}",
+            bytes as f64 / 1e6,
+            load_average()
+        ),
     ));
     let mut sink = CountingSink::default();
-    let (secs, cpu, _) = rust_memory(&records, args.batch, &mut sink, 0, "bench-").await?;
+    let (secs, cpu, _, _) = rust_memory(&records, args.batch, &mut sink, 0, "bench-").await?;
     let rust_mem_nocache = rate(records.len(), secs);
     let rust_mem_nocache_cpu = rate(records.len(), cpu);
     rows.push((
         "rust memory->count (no sentiment cache)".into(),
         rust_mem_nocache,
         rust_mem_nocache_cpu,
-        "every review scored".into(),
+        format!("every review scored, load {}", load_average()),
     ));
 
     let py = run_python(&[
@@ -338,7 +355,7 @@ async fn main() -> anyhow::Result<()> {
         let mut es = EsSink::new(&url, Duration::from_secs(60))?;
         es.ensure_indexes(&Indexes::with_prefix(&prefix)).await?;
         let n = args.es_sessions.min(records.len());
-        let (secs, cpu, docs) =
+        let (secs, cpu, docs, _) =
             rust_memory(&records[..n], args.batch, &mut es, 65_536, &prefix).await?;
         let rust_es = rate(n, secs);
         rows.push((
@@ -399,6 +416,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!();
+    println!("load average at end: {}", load_average());
     println!("{:<62} {:>12} {:>14}  notes", "run", "sessions/s", "per CPU-s");
     for (name, r, c, note) in &rows {
         println!("{name:<62} {r:>12.0} {c:>14.0}  {note}");
