@@ -25,6 +25,10 @@ use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use tokio_util::sync::CancellationToken;
 
+/// The same allocator as the `shopstream` binary (see `workloads/cli/src/main.rs`).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run `eval \"$(dev/stack env)\"` after `dev/stack up`")
@@ -128,7 +132,9 @@ async fn bench(cpu: &str) {
         gate: GateArgs,
     }
     let mut args = Cli::parse_from(["gate"]).gate;
-    args.kafka = KafkaArgs::for_bootstrap(&bootstrap);
+    // Kafka options (`SHOPSTREAM_KAFKA_OPTIONS`, `SHOPSTREAM_KAFKA_COMPRESSION`) come from the
+    // environment like for `shopstream gate`.
+    args.kafka.bootstrap = bootstrap.clone();
     args.group = format!("bench-gate-{tag}");
     args.input_topic = raw.clone();
     args.valid_topic = outs[0].clone();

@@ -333,6 +333,17 @@ enum Plan {
     Dead(Option<SchemaError>),
 }
 
+impl Plan {
+    /// The topic the record goes to.
+    fn route(&self) -> Route {
+        match self {
+            Plan::Session { verdict: Verdict::Valid, .. } => Route::Valid,
+            Plan::Session { verdict: Verdict::Suspicious(_), .. } => Route::Suspicious,
+            Plan::Dead(_) => Route::DeadLetter,
+        }
+    }
+}
+
 /// A batch whose outputs were sent but not yet acknowledged.
 struct InFlight {
     batch: Vec<InRecord>,
@@ -443,29 +454,19 @@ impl Gate {
             // With batches in flight, do not wait long for new records: their acks may be due.
             let first_wait =
                 if inflight.is_empty() { None } else { Some(Duration::from_millis(2)) };
-            let polled = consume::poll_batch(
-                &self.consumer,
-                self.args.max_batch,
-                Duration::from_millis(self.args.batch_linger_ms),
+            let poll = consume::BatchPoll {
+                max: self.args.max_batch,
+                linger: Duration::from_millis(self.args.batch_linger_ms),
                 first_wait,
-                &cancel,
-            )
-            .await;
-            let batch = match polled {
-                Ok(b) => {
-                    backoff.reset();
-                    b
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka consume failed; retrying");
-                    self.metrics.retries.with_label_values(&["kafka_consume"]).inc();
-                    self.ready.set_ready(false);
-                    if !backoff.wait(&cancel).await {
-                        break;
-                    }
-                    continue;
-                }
             };
+            let (metrics, ready) = (&self.metrics, &self.ready);
+            let polled =
+                consume::poll_batch_retrying(&self.consumer, poll, &mut backoff, &cancel, |_| {
+                    metrics.retries.with_label_values(&["kafka_consume"]).inc();
+                    ready.set_ready(false);
+                })
+                .await;
+            let Some(batch) = polled else { break };
             if batch.is_empty() {
                 continue;
             }
@@ -532,14 +533,27 @@ impl Gate {
                 None => Err(None),
             })
             .collect();
+        // A batch spans few days: format each day once, not once per session.
+        let mut days: Vec<(chrono::NaiveDate, Arc<str>)> = Vec::new();
         let items: Vec<BatchItem<'_>> = parsed
             .iter()
             .filter_map(|p| p.as_ref().ok())
-            .map(|s| BatchItem {
-                session_id: &s.session_id,
-                user_id: &s.user_id,
-                risk: risk(s, &self.rule),
-                day: s.session_timestamp.date().to_string(),
+            .map(|s| {
+                let date = s.session_timestamp.date();
+                let day = match days.iter().find(|(d, _)| *d == date) {
+                    Some((_, text)) => text.clone(),
+                    None => {
+                        let text: Arc<str> = date.to_string().into();
+                        days.push((date, text.clone()));
+                        text
+                    }
+                };
+                BatchItem {
+                    session_id: &s.session_id,
+                    user_id: &s.user_id,
+                    risk: risk(s, &self.rule),
+                    day,
+                }
             })
             .collect();
         self.phase(1, started);
@@ -626,8 +640,8 @@ impl Gate {
             Ok(r) => r,
             Err(e) => ((0..f.batch.len()).collect(), Some(format!("delivery task failed: {e}"))),
         };
-        let outs = self.outputs(&f.batch, &f.plans);
         if !failed.is_empty() {
+            let outs = self.outputs(&f.batch, &f.plans);
             tracing::warn!(
                 failed = failed.len(),
                 error = first_error.as_deref().unwrap_or("?"),
@@ -664,8 +678,8 @@ impl Gate {
         self.ready.set_ready(true);
 
         let mut counts = [0u64; 3];
-        for o in &outs {
-            counts[o.route as usize] += 1;
+        for plan in &f.plans {
+            counts[plan.route() as usize] += 1;
         }
         for (route, n) in [Route::Valid, Route::Suspicious, Route::DeadLetter].iter().zip(counts) {
             self.metrics.records_out.with_label_values(&[route.label()]).inc_by(n);

@@ -16,47 +16,22 @@
 //! * every output: `shopstream.source.topic`, `shopstream.source.partition`,
 //!   `shopstream.source.offset` (decimal text).
 
+use shopstream_kafka::dead_letter;
 use shopstream_schema::SchemaError;
 
 use crate::rules::Verdict;
 
-/// Header names used on output records.
+/// Header names used on output records (shared by every workload:
+/// [`shopstream_kafka::dead_letter`]).
 pub mod headers {
-    /// Reason code (suspicious and dead-letter records).
-    pub const REASON: &str = "shopstream.reason";
-    /// JSON path of the offending field (dead-letter).
-    pub const FIELD: &str = "shopstream.field";
-    /// Human-readable error (dead-letter, at most 1 KiB).
-    pub const MESSAGE: &str = "shopstream.message";
-    /// Size of the original payload in bytes (dead-letter).
-    pub const ORIGINAL_SIZE: &str = "shopstream.original.size";
-    /// `true` when the dead-letter payload was cut (dead-letter).
-    pub const TRUNCATED: &str = "shopstream.truncated";
-    /// Topic the input record came from.
-    pub const SOURCE_TOPIC: &str = "shopstream.source.topic";
-    /// Partition the input record came from.
-    pub const SOURCE_PARTITION: &str = "shopstream.source.partition";
-    /// Offset of the input record.
-    pub const SOURCE_OFFSET: &str = "shopstream.source.offset";
+    pub use shopstream_kafka::dead_letter::{
+        FIELD, MESSAGE, ORIGINAL_SIZE, REASON, SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC,
+        TRUNCATED,
+    };
 }
 
-/// Dead-letter reason for a record without a payload (a tombstone).
-pub const REASON_EMPTY: &str = "empty_payload";
-
-const MAX_MESSAGE: usize = 1024;
-
-/// One consumed record, owned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InRecord {
-    /// Partition it came from.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-    /// Its key.
-    pub key: Option<Vec<u8>>,
-    /// Its payload (`None` for a tombstone).
-    pub payload: Option<Vec<u8>>,
-}
+pub use shopstream_kafka::batch::InRecord;
+pub use shopstream_kafka::dead_letter::REASON_EMPTY;
 
 /// Which output topic a record goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,14 +68,6 @@ pub struct OutRecord<'a> {
     pub headers: Vec<(&'static str, String)>,
 }
 
-fn source_headers(source_topic: &str, rec: &InRecord) -> [(&'static str, String); 3] {
-    [
-        (headers::SOURCE_TOPIC, source_topic.to_string()),
-        (headers::SOURCE_PARTITION, rec.partition.to_string()),
-        (headers::SOURCE_OFFSET, rec.offset.to_string()),
-    ]
-}
-
 /// The output of a session that passed the schema, with its verdict.
 pub fn session_output<'a>(
     source_topic: &str,
@@ -117,7 +84,7 @@ pub fn session_output<'a>(
             Route::Suspicious
         }
     };
-    hdrs.extend(source_headers(source_topic, rec));
+    hdrs.extend(dead_letter::source_headers(source_topic, rec));
     OutRecord { route, key: Some(user_id.as_bytes()), payload, headers: hdrs }
 }
 
@@ -129,36 +96,16 @@ pub fn dead_letter<'a>(
     error: Option<&SchemaError>,
     max_payload: usize,
 ) -> OutRecord<'a> {
-    let original = rec.payload.as_deref().unwrap_or_default();
-    let (reason, field, message) = match error {
-        Some(e) => (e.reason(), e.field().to_string(), e.to_string()),
-        None => (REASON_EMPTY, "$".to_string(), "record has no payload".to_string()),
+    let e = match error {
+        Some(e) => {
+            let message = e.to_string();
+            let failure =
+                dead_letter::Failure { reason: e.reason(), field: e.field(), message: &message };
+            dead_letter::envelope(source_topic, rec, failure, max_payload)
+        }
+        None => dead_letter::envelope(source_topic, rec, dead_letter::empty_failure(), max_payload),
     };
-    let mut hdrs = vec![
-        (headers::REASON, reason.to_string()),
-        (headers::FIELD, field),
-        (headers::MESSAGE, truncate_utf8(&message, MAX_MESSAGE).to_string()),
-        (headers::ORIGINAL_SIZE, original.len().to_string()),
-    ];
-    let payload = if original.len() > max_payload {
-        hdrs.push((headers::TRUNCATED, "true".to_string()));
-        &original[..max_payload]
-    } else {
-        original
-    };
-    hdrs.extend(source_headers(source_topic, rec));
-    OutRecord { route: Route::DeadLetter, key: rec.key.as_deref(), payload, headers: hdrs }
-}
-
-fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    OutRecord { route: Route::DeadLetter, key: e.key, payload: e.payload, headers: e.headers }
 }
 
 #[cfg(test)]
@@ -230,8 +177,13 @@ mod tests {
         let d = dead_letter("raw", &r, None, 10);
         assert_eq!(header(&d, headers::REASON), Some(REASON_EMPTY));
         assert!(d.payload.is_empty());
-        let long = "é".repeat(2000);
-        let cut = truncate_utf8(&long, MAX_MESSAGE);
-        assert!(cut.len() <= MAX_MESSAGE && cut.len() >= MAX_MESSAGE - 1);
+        let e = shopstream_schema::SchemaError::Invalid {
+            field: "x".into(),
+            message: "é".repeat(2000),
+        };
+        let r = rec(b"{}");
+        let d = dead_letter("raw", &r, Some(&e), 10);
+        let message = header(&d, headers::MESSAGE).unwrap();
+        assert!(message.len() <= 1024 && message.len() >= 1023, "{}", message.len());
     }
 }

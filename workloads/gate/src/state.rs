@@ -70,8 +70,9 @@ pub struct BatchItem<'a> {
     pub user_id: &'a str,
     /// The session's risk under the rule, if any.
     pub risk: Option<Risk>,
-    /// The session's day, `YYYY-MM-DD` (selects the verdict hash).
-    pub day: String,
+    /// The session's day, `YYYY-MM-DD` (selects the verdict hash; shared by the sessions of
+    /// one day).
+    pub day: std::sync::Arc<str>,
 }
 
 /// The script's answer for one session.
@@ -206,14 +207,14 @@ impl GateState {
     }
 
     async fn apply_inner(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
-        let mut day_index: HashMap<&str, usize> = HashMap::new();
+        let mut day_index: HashMap<&str, usize> = HashMap::with_capacity(4);
         let script = self.script.clone();
         let keys = &self.keys;
         let mut invocation = script.prepare_invoke();
         invocation.key(&keys.bloom).key(&keys.users).key(&keys.sessions_per_user);
         for item in items {
             let next = 4 + day_index.len();
-            if let std::collections::hash_map::Entry::Vacant(e) = day_index.entry(&item.day) {
+            if let std::collections::hash_map::Entry::Vacant(e) = day_index.entry(&*item.day) {
                 e.insert(next);
                 invocation.key(keys.verdicts(&item.day));
             }
@@ -228,7 +229,7 @@ impl GateState {
                 .arg(item.session_id)
                 .arg(item.user_id)
                 .arg(item.risk.map_or("", Risk::code))
-                .arg(day_index[item.day.as_str()]);
+                .arg(day_index[&*item.day]);
         }
         let con = self.con().await?;
         let reply: Vec<String> = invocation.invoke_async(con).await?;

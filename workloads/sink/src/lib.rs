@@ -10,8 +10,10 @@
 //! commits and exits. The sink refuses to start without a pseudonym key.
 //!
 //! A record on the valid topic that does not parse (which only a misbehaving producer can
-//! cause; the gate validates) is counted in `shopstream_sink_records_failed_total{reason}`,
-//! logged with its partition and offset, and skipped.
+//! cause; the gate validates) goes to the dead-letter topic with the gate's envelope
+//! ([`shopstream_kafka::dead_letter`]: original key and bytes, reason, field, source), is
+//! counted in `shopstream_sink_records_failed_total{reason}`, and the batch's offsets are
+//! committed only once the dead letters are acknowledged too.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -24,16 +26,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::future::join_all;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Database, IndexModel};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use shopstream_gate::consume;
-use shopstream_gate::ops::Backoff;
-use shopstream_gate::outputs::InRecord;
-use shopstream_kafka::KafkaArgs;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use shopstream_kafka::batch::{self as consume, InRecord};
+use shopstream_kafka::dead_letter::{self, Envelope, Failure};
+use shopstream_kafka::{Backoff, KafkaArgs, TopicSpec};
 use shopstream_pseudonym::{KeyArgs, Pseudonymizer};
 use shopstream_schema::parse_session;
 use shopstream_telemetry::Health;
@@ -55,6 +59,12 @@ pub struct SinkArgs {
     /// Topic of valid sessions.
     #[arg(long, env = "SHOPSTREAM_TOPIC_VALID", default_value = "sessions.valid")]
     pub input_topic: String,
+    /// Dead-letter topic for records that are not valid sessions (the gate's, by default).
+    #[arg(long, env = "SHOPSTREAM_TOPIC_DEAD_LETTER", default_value = "sessions.dead-letter")]
+    pub dead_letter_topic: String,
+    /// Largest dead-letter payload in bytes; longer originals are cut (and marked).
+    #[arg(long, env = "SHOPSTREAM_SINK_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
+    pub max_dead_letter_bytes: usize,
     /// MongoDB connection string.
     #[arg(long, env = "SHOPSTREAM_MONGO_URL", default_value = "mongodb://127.0.0.1:27017")]
     pub mongo_url: String,
@@ -126,6 +136,12 @@ impl SinkArgs {
         if self.input_topic.trim().is_empty() || self.group.trim().is_empty() {
             return err("--input-topic and --group must not be empty");
         }
+        if self.dead_letter_topic.trim().is_empty() || self.dead_letter_topic == self.input_topic {
+            return err("--dead-letter-topic must be non-empty and differ from --input-topic");
+        }
+        if self.max_dead_letter_bytes < 1024 {
+            return err("--max-dead-letter-bytes must be at least 1024");
+        }
         Ok(())
     }
 }
@@ -137,7 +153,7 @@ pub struct SinkTotals {
     pub records_in: AtomicU64,
     /// Documents written (inserted or replaced).
     pub written: AtomicU64,
-    /// Records skipped because they do not parse.
+    /// Records that do not parse, sent to the dead-letter topic.
     pub failed: AtomicU64,
     /// Batches completed.
     pub batches: AtomicU64,
@@ -168,14 +184,14 @@ impl SinkMetrics {
             records_out: IntCounterVec::new(
                 Opts::new(
                     "shopstream_sink_records_out_total",
-                    "Documents written, by outcome (inserted, replaced)",
+                    "Records written, by outcome (inserted, replaced, dead_letter)",
                 ),
                 &["outcome"],
             )?,
             records_failed: IntCounterVec::new(
                 Opts::new(
                     "shopstream_sink_records_failed_total",
-                    "Records skipped because they fail the schema, by reason",
+                    "Records that fail the schema (sent to the dead-letter topic), by reason",
                 ),
                 &["reason"],
             )?,
@@ -216,6 +232,7 @@ pub struct Sink {
     args: SinkArgs,
     pseudonyms: Pseudonymizer,
     consumer: Arc<StreamConsumer>,
+    producer: FutureProducer,
     db: Database,
     metrics: SinkMetrics,
     totals: Arc<SinkTotals>,
@@ -235,11 +252,13 @@ impl Sink {
         args.validate()?;
         let pseudonyms = args.key.load()?;
         let consumer = args.kafka.consumer(&args.group, "shopstream-sink")?;
+        let producer = args.kafka.producer("shopstream-sink")?;
         let client = Client::with_uri_str(&args.mongo_url).await?;
         let db = client.database(&args.database);
         Ok(Sink {
             pseudonyms,
             consumer: Arc::new(consumer),
+            producer,
             db,
             metrics: SinkMetrics::new(registry)?,
             totals: Arc::new(SinkTotals::default()),
@@ -295,6 +314,11 @@ impl Sink {
                 }
             }
         }
+        let dead_letter = TopicSpec::new(self.args.dead_letter_topic.as_str(), 1);
+        if let Err(e) = self.args.kafka.ensure_topics(&[dead_letter]).await {
+            // The topic may be managed elsewhere; producing will tell if it is really missing.
+            tracing::warn!(error = %e, "could not ensure the dead-letter topic");
+        }
         self.consumer.subscribe(&[&self.args.input_topic])?;
         self.health.set_ready(true);
         tracing::info!(
@@ -305,29 +329,18 @@ impl Sink {
         );
         let mut backoff = self.backoff();
         while !cancel.is_cancelled() {
-            let polled = consume::poll_batch(
-                &self.consumer,
-                self.args.max_batch,
-                Duration::from_millis(self.args.batch_linger_ms),
-                None,
-                &cancel,
-            )
-            .await;
-            let batch = match polled {
-                Ok(b) => {
-                    backoff.reset();
-                    b
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka consume failed; retrying");
+            let poll = consume::BatchPoll {
+                max: self.args.max_batch,
+                linger: Duration::from_millis(self.args.batch_linger_ms),
+                first_wait: None,
+            };
+            let polled =
+                consume::poll_batch_retrying(&self.consumer, poll, &mut backoff, &cancel, |_| {
                     self.metrics.retries.with_label_values(&["kafka_consume"]).inc();
                     self.health.set_ready(false);
-                    if !backoff.wait(&cancel).await {
-                        break;
-                    }
-                    continue;
-                }
-            };
+                })
+                .await;
+            let Some(batch) = polled else { break };
             if batch.is_empty() {
                 continue;
             }
@@ -355,11 +368,11 @@ impl Sink {
         let mut docs: Vec<(String, document::UserSessionDocument)> =
             Vec::with_capacity(batch.len());
         let mut index: HashMap<String, usize> = HashMap::new();
-        let mut failed = 0u64;
+        let mut dead: Vec<Envelope<'_>> = Vec::new();
         for rec in batch {
             let parsed = match &rec.payload {
-                Some(p) => parse_session(p).map_err(|e| (e.reason(), e.to_string())),
-                None => Err(("empty_payload", "record has no payload".to_string())),
+                Some(p) => parse_session(p).map_err(Some),
+                None => Err(None),
             };
             match parsed {
                 Ok(s) => {
@@ -372,19 +385,38 @@ impl Sink {
                         }
                     }
                 }
-                Err((reason, message)) => {
-                    failed += 1;
-                    self.metrics.records_failed.with_label_values(&[reason]).inc();
+                Err(e) => {
+                    let message = e.as_ref().map(ToString::to_string);
+                    let failure = match (&e, &message) {
+                        (Some(e), Some(message)) => {
+                            Failure { reason: e.reason(), field: e.field(), message }
+                        }
+                        _ => dead_letter::empty_failure(),
+                    };
                     tracing::error!(
                         partition = rec.partition,
                         offset = rec.offset,
-                        reason,
-                        %message,
-                        "skipping a record that is not a valid session"
+                        reason = failure.reason,
+                        field = failure.field,
+                        message = failure.message,
+                        "a record that is not a valid session goes to the dead-letter topic"
                     );
+                    self.metrics.records_failed.with_label_values(&[failure.reason]).inc();
+                    let topic = &self.args.input_topic;
+                    dead.push(dead_letter::envelope(
+                        topic,
+                        rec,
+                        failure,
+                        self.args.max_dead_letter_bytes,
+                    ));
                 }
             }
         }
+        // Dead letters first: nothing is committed before the broker has them.
+        if !dead.is_empty() && !self.produce_all(&dead, cancel).await {
+            return false;
+        }
+        let failed = dead.len() as u64;
 
         let mut backoff = self.backoff();
         let (inserted, replaced) = loop {
@@ -409,6 +441,7 @@ impl Sink {
         self.metrics.records_in.inc_by(batch.len() as u64);
         self.metrics.records_out.with_label_values(&["inserted"]).inc_by(inserted);
         self.metrics.records_out.with_label_values(&["replaced"]).inc_by(replaced);
+        self.metrics.records_out.with_label_values(&["dead_letter"]).inc_by(failed);
         self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         let t = &self.totals;
         t.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -416,6 +449,79 @@ impl Sink {
         t.failed.fetch_add(failed, Ordering::Relaxed);
         t.batches.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Produces the dead letters and waits for the broker's acknowledgements; failed ones are
+    /// re-sent with backoff. `false` if cancelled before all were acknowledged.
+    async fn produce_all(&self, records: &[Envelope<'_>], cancel: &CancellationToken) -> bool {
+        let mut pending: Vec<&Envelope<'_>> = records.iter().collect();
+        let mut backoff = self.backoff();
+        loop {
+            let mut failed = Vec::new();
+            let mut first_error: Option<String> = None;
+            let mut futures = Vec::with_capacity(pending.len());
+            for &e in &pending {
+                match self.send_dead_letter(e).await {
+                    Ok(f) => futures.push(async move { (e, f.await) }),
+                    Err(err) => {
+                        first_error.get_or_insert_with(|| err.to_string());
+                        failed.push(e);
+                    }
+                }
+            }
+            for (e, result) in join_all(futures).await {
+                match result {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((err, _))) => {
+                        first_error.get_or_insert_with(|| err.to_string());
+                        failed.push(e);
+                    }
+                    Err(_) => {
+                        first_error.get_or_insert_with(|| "delivery report lost".to_string());
+                        failed.push(e);
+                    }
+                }
+            }
+            if failed.is_empty() {
+                return true;
+            }
+            tracing::warn!(
+                failed = failed.len(),
+                error = first_error.as_deref().unwrap_or("?"),
+                "dead-letter produce failed; retrying"
+            );
+            self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
+            self.health.set_ready(false);
+            pending = failed;
+            if !backoff.wait(cancel).await {
+                return false;
+            }
+        }
+    }
+
+    async fn send_dead_letter(
+        &self,
+        e: &Envelope<'_>,
+    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(e.headers.len());
+        for (k, v) in &e.headers {
+            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+        }
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.args.dead_letter_topic).payload(e.payload).headers(headers);
+        if let Some(k) = e.key {
+            record = record.key(k);
+        }
+        loop {
+            match self.producer.send_result(record) {
+                Ok(f) => return Ok(f),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
     }
 
     /// Upserts the documents; returns (inserted, matched-and-replaced).

@@ -83,6 +83,7 @@ fn sink_args(topic: &str, mongo_url: &str, db: &str) -> SinkArgs {
     a.kafka = kafka();
     a.group = format!("sink-{}", suffix());
     a.input_topic = topic.to_string();
+    a.dead_letter_topic = format!("{topic}.sink-dead-letter");
     a.mongo_url = mongo_url.to_string();
     a.database = db.to_string();
     a.key = KeyArgs { key: Some(KEY.to_string()), key_file: None };
