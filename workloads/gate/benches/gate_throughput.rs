@@ -7,10 +7,16 @@
 //! cargo bench -p shopstream-gate --bench gate_throughput
 //! ```
 //!
-//! The binary re-executes itself under `taskset -c 0`, so the Rust gate (its async thread and
+//! The binary re-executes itself under `taskset -c 1`, so the Rust gate (its async thread and
 //! librdkafka's threads) and the Python loop each get one and the same core; the broker and
-//! Redis run outside that pinning. Knobs: `GATE_BENCH_RECORDS` (Rust, default 150000),
-//! `GATE_BENCH_PY_RECORDS` (Python, default 15000), `GATE_BENCH_CPU` (default 0),
+//! Redis run outside that pinning (they are shared services and are not re-pinned here).
+//!
+//! Two figures per side: the wall-clock rate (records / seconds from the end of the first batch
+//! to the last record) and the rate per CPU-second (records / CPU time of the process, all its
+//! threads, over the same window: `/proc/self/stat` for Rust, `getrusage` for Python). On a
+//! shared, loaded machine the wall-clock rate shows how much of the core the gate got; the
+//! per-CPU-second rate is what the gate would do with the core to itself. Knobs: `GATE_BENCH_RECORDS` (Rust, default 150000),
+//! `GATE_BENCH_PY_RECORDS` (Python, default 15000), `GATE_BENCH_CPU` (default 1),
 //! `GATE_BENCH_MAX_BATCH` (the gate's `--max-batch`, default 5000).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,7 +47,7 @@ fn env_or(name: &str, default: usize) -> usize {
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    let cpu = std::env::var("GATE_BENCH_CPU").unwrap_or_else(|_| "0".into());
+    let cpu = std::env::var("GATE_BENCH_CPU").unwrap_or_else(|_| "1".into());
     if std::env::var("GATE_BENCH_PINNED").is_err() {
         let exe = std::env::current_exe().unwrap();
         let status = Command::new("taskset")
@@ -117,6 +123,10 @@ async fn bench(cpu: &str) {
     specs.extend(outs.iter().map(|t| TopicSpec::new(t, 6)));
     kafka.ensure_topics(&specs).await.unwrap();
 
+    println!(
+        "load average before the run: {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
     let n_total = n_rust.max(n_py);
     println!(
         "gate benchmark: pinned to CPU {cpu}; publishing {n_total} generated sessions to {raw}"
