@@ -163,25 +163,8 @@ impl ClientContext for LagContext {
 
 impl ConsumerContext for LagContext {}
 
-/// Header names of dead-letter records (the gate's convention).
-pub mod headers {
-    /// Reason code.
-    pub const REASON: &str = "shopstream.reason";
-    /// JSON path of the offending field.
-    pub const FIELD: &str = "shopstream.field";
-    /// Human-readable error, at most 1 KiB.
-    pub const MESSAGE: &str = "shopstream.message";
-    /// Size of the original payload in bytes.
-    pub const ORIGINAL_SIZE: &str = "shopstream.original.size";
-    /// `true` when the payload was cut.
-    pub const TRUNCATED: &str = "shopstream.truncated";
-    /// Source topic.
-    pub const SOURCE_TOPIC: &str = "shopstream.source.topic";
-    /// Source partition.
-    pub const SOURCE_PARTITION: &str = "shopstream.source.partition";
-    /// Source offset.
-    pub const SOURCE_OFFSET: &str = "shopstream.source.offset";
-}
+/// Header names of dead-letter records: the envelope every workload shares.
+pub use shopstream_kafka::dead_letter as headers;
 
 fn cut(text: &str, max: usize) -> &str {
     if text.len() <= max {
