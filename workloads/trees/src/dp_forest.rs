@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::TreesError;
 use crate::complete::grow_complete;
 use crate::dp::{PrivacyCost, gaussian, zcdp_rho};
-use crate::gbdt::check_xy;
+use crate::gbdt::check_private_input;
 use crate::hist::{BinnedMatrix, public_cuts};
 use crate::tree::{OutputSpace, TreeEnsemble};
 
@@ -123,14 +123,7 @@ pub fn fit_dp_forest<R: Rng + CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<(TreeEnsemble, PrivacyCost), TreesError> {
     cfg.validate()?;
-    check_xy(x, y)?;
-    if ranges.len() != x.ncols() {
-        return Err(TreesError::InvalidInput(format!(
-            "{} public ranges for {} columns",
-            ranges.len(),
-            x.ncols()
-        )));
-    }
+    check_private_input(x, y, ranges)?;
     let binned = BinnedMatrix::from_cuts(x.view(), public_cuts(ranges, cfg.grid))?;
     let n_features = x.ncols();
     let sigma = cfg.count_sigma();

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::TreesError;
 use crate::complete::grow_complete;
 use crate::dp::{PrivacyCost, exponential_mechanism_with_prior, gaussian, zcdp_rho};
-use crate::gbdt::{check_xy, row_of};
+use crate::gbdt::{check_private_input, row_of};
 use crate::hist::{BinnedMatrix, public_cuts};
 use crate::tree::{OutputSpace, TreeEnsemble, sigmoid};
 
@@ -172,14 +172,7 @@ pub fn fit_dp_gbdt<R: Rng + CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<(TreeEnsemble, PrivacyCost), TreesError> {
     cfg.validate()?;
-    check_xy(x, y)?;
-    if ranges.len() != x.ncols() {
-        return Err(TreesError::InvalidInput(format!(
-            "{} public ranges for {} columns",
-            ranges.len(),
-            x.ncols()
-        )));
-    }
+    check_private_input(x, y, ranges)?;
     let x = x.as_standard_layout();
     let x = x.view();
     let binned = BinnedMatrix::from_cuts(x, public_cuts(ranges, cfg.grid))?;

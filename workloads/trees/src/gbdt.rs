@@ -74,6 +74,24 @@ impl GbdtConfig {
     }
 }
 
+/// [`check_xy`] plus one public `(min, max)` range per column: the input check of the private
+/// trainers.
+pub(crate) fn check_private_input(
+    x: &Array2<f64>,
+    y: &[f64],
+    ranges: &[(f64, f64)],
+) -> Result<(), TreesError> {
+    check_xy(x, y)?;
+    if ranges.len() != x.ncols() {
+        return Err(TreesError::InvalidInput(format!(
+            "{} public ranges for {} columns",
+            ranges.len(),
+            x.ncols()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_xy(x: &Array2<f64>, y: &[f64]) -> Result<(), TreesError> {
     if x.nrows() != y.len() {
         return Err(TreesError::InvalidInput(format!("{} rows but {} labels", x.nrows(), y.len())));
