@@ -36,12 +36,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::future::join_all;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use shopstream_kafka::batch::await_deliveries;
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use shopstream_schema::{SchemaError, Session, parse_session};
 use shopstream_telemetry::Health;
@@ -604,7 +604,7 @@ impl Gate {
         let mut first_error = None;
         for (i, o) in outs.iter().enumerate() {
             match self.send(o).await {
-                Ok(f) => futures.push(async move { (i, f.await) }),
+                Ok(f) => futures.push((i, f)),
                 Err(e) => {
                     first_error.get_or_insert_with(|| e.to_string());
                     failed_now.push(i);
@@ -614,19 +614,7 @@ impl Gate {
         drop(outs);
         let deliveries = tokio::spawn(async move {
             let mut failed = failed_now;
-            for (i, result) in join_all(futures).await {
-                match result {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        first_error.get_or_insert_with(|| e.to_string());
-                        failed.push(i);
-                    }
-                    Err(_) => {
-                        first_error.get_or_insert_with(|| "delivery report lost".to_string());
-                        failed.push(i);
-                    }
-                }
-            }
+            await_deliveries(futures, &mut failed, &mut first_error).await;
             failed.sort_unstable();
             (failed, first_error)
         });
@@ -739,26 +727,14 @@ impl Gate {
             let mut first_error: Option<String> = None;
             for &i in &pending {
                 match self.send(&outs[i]).await {
-                    Ok(f) => futures.push(async move { (i, f.await) }),
+                    Ok(f) => futures.push((i, f)),
                     Err(e) => {
                         first_error.get_or_insert_with(|| e.to_string());
                         failed.push(i);
                     }
                 }
             }
-            for (i, result) in join_all(futures).await {
-                match result {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((e, _))) => {
-                        first_error.get_or_insert_with(|| e.to_string());
-                        failed.push(i);
-                    }
-                    Err(_) => {
-                        first_error.get_or_insert_with(|| "delivery report lost".to_string());
-                        failed.push(i);
-                    }
-                }
-            }
+            await_deliveries(futures, &mut failed, &mut first_error).await;
             if failed.is_empty() {
                 return true;
             }

@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::future::join_all;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Database, IndexModel};
@@ -35,6 +34,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use shopstream_kafka::batch::await_deliveries;
 use shopstream_kafka::batch::{self as consume, InRecord};
 use shopstream_kafka::dead_letter::{self, Envelope, Failure};
 use shopstream_kafka::{Backoff, KafkaArgs, TopicSpec};
@@ -462,26 +462,14 @@ impl Sink {
             let mut futures = Vec::with_capacity(pending.len());
             for &e in &pending {
                 match self.send_dead_letter(e).await {
-                    Ok(f) => futures.push(async move { (e, f.await) }),
+                    Ok(f) => futures.push((e, f)),
                     Err(err) => {
                         first_error.get_or_insert_with(|| err.to_string());
                         failed.push(e);
                     }
                 }
             }
-            for (e, result) in join_all(futures).await {
-                match result {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((err, _))) => {
-                        first_error.get_or_insert_with(|| err.to_string());
-                        failed.push(e);
-                    }
-                    Err(_) => {
-                        first_error.get_or_insert_with(|| "delivery report lost".to_string());
-                        failed.push(e);
-                    }
-                }
-            }
+            await_deliveries(futures, &mut failed, &mut first_error).await;
             if failed.is_empty() {
                 return true;
             }
