@@ -4,7 +4,8 @@
 //!
 //! Per poll batch (up to `--max-batch` records):
 //!
-//! 1. every record is parsed with [`shopstream_schema::parse_session`]; failures become
+//! 1. every record is parsed with [`shopstream_schema::parse_record`] (the verdicts and errors
+//!    of `parse_session`, without copying a well-formed record's strings); failures become
 //!    dead-letter records ([`outputs::dead_letter`]);
 //! 2. one Lua script call ([`state::GateState::apply`]) decides every parsed session with the
 //!    rule of [`rules`] and records, atomically: Bloom filter of known users, HyperLogLog of
@@ -43,7 +44,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use shopstream_kafka::batch::await_deliveries;
 use shopstream_kafka::{KafkaArgs, TopicSpec};
-use shopstream_schema::{SchemaError, Session, parse_session};
+use shopstream_schema::{Record, SchemaError, Session, SessionView, parse_record};
 use shopstream_telemetry::Health;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -526,20 +527,24 @@ impl Gate {
         cancel: &CancellationToken,
     ) -> Option<InFlight> {
         let started = Instant::now();
-        let parsed: Vec<Result<Session, Option<SchemaError>>> = batch
+        // Borrowing parse: a well-formed record's strings are not copied (see
+        // `shopstream_schema::parse_record`; same verdicts and errors as `parse_session`).
+        let parsed: Vec<Result<Record<'_>, Option<SchemaError>>> = batch
             .iter()
             .map(|r| match &r.payload {
-                Some(p) => parse_session(p).map_err(Some),
+                Some(p) => parse_record(p).map_err(Some),
                 None => Err(None),
             })
             .collect();
+        let views: Vec<Result<SessionView<'_>, &Option<SchemaError>>> =
+            parsed.iter().map(|p| p.as_ref().map(Record::view)).collect();
         // A batch spans few days: format each day once, not once per session.
         let mut days: Vec<(chrono::NaiveDate, Arc<str>)> = Vec::new();
-        let items: Vec<BatchItem<'_>> = parsed
+        let items: Vec<BatchItem<'_>> = views
             .iter()
-            .filter_map(|p| p.as_ref().ok())
+            .filter_map(|v| v.as_ref().ok())
             .map(|s| {
-                let date = s.session_timestamp.date();
+                let date = s.timestamp.date();
                 let day = match days.iter().find(|(d, _)| *d == date) {
                     Some((_, text)) => text.clone(),
                     None => {
@@ -549,8 +554,8 @@ impl Gate {
                     }
                 };
                 BatchItem {
-                    session_id: &s.session_id,
-                    user_id: &s.user_id,
+                    session_id: s.session_id,
+                    user_id: s.user_id,
                     risk: risk(s, &self.rule),
                     day,
                 }
@@ -579,23 +584,25 @@ impl Gate {
         let mut plans = Vec::with_capacity(batch.len());
         let mut decision = decisions.iter();
         let mut replayed = 0u64;
-        for p in parsed {
-            match p {
+        for v in &views {
+            match v {
                 Ok(s) => {
                     let Some(d) = decision.next() else { unreachable!("one decision per session") };
                     replayed += u64::from(d.replayed);
                     if !d.replayed {
                         self.metrics.verdicts.with_label_values(&[d.verdict.reason()]).inc();
                     }
-                    plans.push(Plan::Session { user_id: s.user_id, verdict: d.verdict });
+                    plans.push(Plan::Session { user_id: s.user_id.to_owned(), verdict: d.verdict });
                 }
                 Err(e) => {
                     let reason = e.as_ref().map_or(outputs::REASON_EMPTY, SchemaError::reason);
                     self.metrics.records_failed.with_label_values(&[reason]).inc();
-                    plans.push(Plan::Dead(e));
+                    plans.push(Plan::Dead((*e).clone()));
                 }
             }
         }
+        drop(views);
+        drop(parsed);
 
         let produce_started = Instant::now();
         let outs = self.outputs(&batch, &plans);

@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use shopstream_schema::{DeviceType, Referrer, Session};
+use shopstream_schema::{DeviceType, Referrer, Session, SessionView};
 
 /// Which `unknown` values make a session risky.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +67,8 @@ impl Risk {
 }
 
 /// The risk of one session under the rule, or `None` for a clean session.
-pub fn risk(session: &Session, rule: &RuleConfig) -> Option<Risk> {
-    let device =
-        rule.flag_unknown_device && session.device_information.device_type == DeviceType::Unknown;
+pub fn risk(session: &SessionView<'_>, rule: &RuleConfig) -> Option<Risk> {
+    let device = rule.flag_unknown_device && session.device_type == DeviceType::Unknown;
     let referrer = rule.flag_unknown_referrer && session.referrer == Referrer::Unknown;
     match (device, referrer) {
         (true, true) => Some(Risk::UnknownDeviceAndReferrer),
@@ -139,7 +138,7 @@ pub fn reference<'a>(
             continue;
         }
         let known = out.known_users.contains(&s.user_id);
-        let verdict = match risk(s, rule) {
+        let verdict = match risk(&SessionView::of(s), rule) {
             Some(r) if !known => Verdict::Suspicious(r),
             _ => Verdict::Valid,
         };
@@ -175,15 +174,18 @@ mod tests {
     fn risk_follows_the_configured_fields() {
         let all = RuleConfig::default();
         let s = session("a", "u", DeviceType::Unknown, Referrer::Google);
-        assert_eq!(risk(&s, &all), Some(Risk::UnknownDevice));
+        assert_eq!(risk(&SessionView::of(&s), &all), Some(Risk::UnknownDevice));
         let s2 = session("a", "u", DeviceType::Mobile, Referrer::Unknown);
-        assert_eq!(risk(&s2, &all), Some(Risk::UnknownReferrer));
+        assert_eq!(risk(&SessionView::of(&s2), &all), Some(Risk::UnknownReferrer));
         let s3 = session("a", "u", DeviceType::Unknown, Referrer::Unknown);
-        assert_eq!(risk(&s3, &all), Some(Risk::UnknownDeviceAndReferrer));
-        assert_eq!(risk(&session("a", "u", DeviceType::Tablet, Referrer::Direct), &all), None);
+        assert_eq!(risk(&SessionView::of(&s3), &all), Some(Risk::UnknownDeviceAndReferrer));
+        assert_eq!(
+            risk(&SessionView::of(&session("a", "u", DeviceType::Tablet, Referrer::Direct)), &all),
+            None
+        );
         let device_only = RuleConfig { flag_unknown_device: true, flag_unknown_referrer: false };
-        assert_eq!(risk(&s2, &device_only), None);
-        assert_eq!(risk(&s3, &device_only), Some(Risk::UnknownDevice));
+        assert_eq!(risk(&SessionView::of(&s2), &device_only), None);
+        assert_eq!(risk(&SessionView::of(&s3), &device_only), Some(Risk::UnknownDevice));
     }
 
     #[test]

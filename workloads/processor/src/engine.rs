@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use crate::bulk::{Batch, ItemOutcome};
 use crate::docs::{PotentialCustomerRule, check_ids};
 use crate::mapping::Indexes;
-use crate::record;
 use crate::sink::{DocSink, SinkError};
 use crate::writer::DocWriter;
 
@@ -84,7 +83,7 @@ pub struct TransformStats {
     pub session_docs: usize,
     /// Product row documents.
     pub product_docs: usize,
-    /// Valid sessions the fast parser left to the reference parser (see [`record::parse`]).
+    /// Valid sessions the fast parser left to the reference parser (see [`shopstream_schema::parse_record`]).
     pub slow_parses: usize,
 }
 
@@ -124,7 +123,7 @@ impl Transformer {
                 });
                 continue;
             };
-            let parsed = match record::parse(payload) {
+            let parsed = match shopstream_schema::parse_record(payload) {
                 Ok(r) => r,
                 Err(e) => {
                     dead.push(DeadLetter {

@@ -25,7 +25,7 @@ pub mod docs;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
-pub mod record;
+
 mod run;
 pub mod sink;
 pub mod writer;

@@ -15,7 +15,7 @@ use shopstream_sentiment::{Label, Scores};
 use crate::bulk::Batch;
 use crate::docs::{PotentialCustomerRule, TimeParts, Timestamp};
 use crate::mapping::Indexes;
-use crate::record::SessionView;
+use shopstream_schema::SessionView;
 
 /// `serde_json`'s escape table: `0` = as is, `u` = `\u00XX`, anything else = backslash + it.
 const ESCAPE: [u8; 256] = {

@@ -10,9 +10,14 @@
 //!
 //! Use [`parse_session`] on untrusted bytes (it bounds the size, checks UTF-8, parses with the
 //! field path and then runs [`Session::validate`]); use [`Session::to_json`] to write a record.
+//! Where records stream by and only need reading, [`parse_record`] gives the same verdict
+//! without copying the strings of a well-formed record ([`Record::view`]).
 
 pub mod catalog;
+mod record;
 mod session;
+
+pub use record::{Record, SessionView, parse_record};
 
 pub use catalog::{PRODUCT_COUNT, PRODUCTS, Product, VIEWED_TOGETHER};
 pub use session::{

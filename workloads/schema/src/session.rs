@@ -10,10 +10,10 @@ use crate::catalog::{PRODUCT_COUNT, product, product_by_name};
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
 /// Longest id, name, e-mail or free-text field accepted, in characters.
-const MAX_TEXT: usize = 512;
+pub(crate) const MAX_TEXT: usize = 512;
 /// Most pages one session may view (the original viewed at most the whole catalogue, with repeats
 /// allowed here up to this bound).
-const MAX_PAGES: usize = 64;
+pub(crate) const MAX_PAGES: usize = 64;
 
 /// One shopping session, exactly as the original system wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,27 +173,59 @@ mod timestamp {
     }
 }
 
+/// Whether a text field passes: not blank and at most [`MAX_TEXT`] characters.
+fn text_ok(value: &str) -> bool {
+    // Bytes bound characters from above, so most values need no character count.
+    !value.trim().is_empty() && (value.len() <= MAX_TEXT || value.chars().count() <= MAX_TEXT)
+}
+
 fn check_text(field: &str, value: &str) -> Result<(), SchemaError> {
     if value.trim().is_empty() {
         return Err(SchemaError::invalid(field, "must not be empty"));
     }
-    if value.chars().count() > MAX_TEXT {
+    if !text_ok(value) {
         return Err(SchemaError::invalid(field, format!("longer than {MAX_TEXT} characters")));
     }
     Ok(())
 }
 
-impl Session {
-    /// Checks the rules of the format that types alone cannot express: the per-product arrays
-    /// have one entry per viewed page, ids are `1..=10`, names and categories match the catalogue,
-    /// `productIds` equals `browsingPattern`, and the purchase fields agree with each other
-    /// (`checkout` and a payment method exactly with a purchase, `amountSpent` the sum of the
-    /// viewed prices, reviews only with a purchase).
-    pub fn validate(&self) -> Result<(), SchemaError> {
-        check_text("sessionId", &self.session_id)?;
-        check_text("userId", &self.user_id)?;
-        check_text("name", &self.name)?;
-        check_text("email", &self.email)?;
+/// The fields the format's rules look at, borrowed from an owned [`Session`] or from a
+/// record's bytes (`S` is the string type of the per-page arrays). [`Fields::check`] is the one
+/// place the rules are written down.
+pub(crate) struct Fields<'a, S> {
+    pub session_id: &'a str,
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub ip_address: &'a str,
+    pub operating_system: &'a str,
+    pub browser_type: &'a str,
+    pub country: &'a str,
+    pub state: &'a str,
+    pub city: &'a str,
+    pub zip_code: &'a str,
+    pub product_ids: &'a [u8],
+    pub product_names: &'a [S],
+    pub product_prices: &'a [u32],
+    pub product_categories: &'a [S],
+    pub product_reviews: &'a [Option<S>],
+    pub time_spent_on_each_page: &'a [u32],
+    pub browsing_pattern: &'a [u8],
+    pub page_views: u32,
+    pub exit_page: &'a str,
+    pub purchase_made: bool,
+    pub actions: Action,
+    pub payment_method_type: PaymentMethod,
+    pub amount_spent: u64,
+}
+
+impl<S: AsRef<str>> Fields<'_, S> {
+    /// The rules of [`Session::validate`]; the first broken one is the error.
+    pub fn check(&self) -> Result<(), SchemaError> {
+        check_text("sessionId", self.session_id)?;
+        check_text("userId", self.user_id)?;
+        check_text("name", self.name)?;
+        check_text("email", self.email)?;
         if !self.email.contains('@') {
             return Err(SchemaError::invalid("email", "is not an e-mail address (no '@')"));
         }
@@ -204,12 +236,12 @@ impl Session {
             ));
         }
         for (field, value) in [
-            ("deviceInformation.operatingSystem", &self.device_information.operating_system),
-            ("deviceInformation.browserType", &self.device_information.browser_type),
-            ("locationData.country", &self.location_data.country),
-            ("locationData.state", &self.location_data.state),
-            ("locationData.city", &self.location_data.city),
-            ("locationData.zipCode", &self.location_data.zip_code),
+            ("deviceInformation.operatingSystem", self.operating_system),
+            ("deviceInformation.browserType", self.browser_type),
+            ("locationData.country", self.country),
+            ("locationData.state", self.state),
+            ("locationData.city", self.city),
+            ("locationData.zipCode", self.zip_code),
         ] {
             check_text(field, value)?;
         }
@@ -256,7 +288,7 @@ impl Session {
                 ));
             }
         }
-        for (i, (&id, &seen)) in self.product_ids.iter().zip(&self.browsing_pattern).enumerate() {
+        for (i, (&id, &seen)) in self.product_ids.iter().zip(self.browsing_pattern).enumerate() {
             if id != seen {
                 return Err(SchemaError::invalid(
                     format!("productIds[{i}]"),
@@ -267,26 +299,27 @@ impl Session {
         for (i, &id) in self.product_ids.iter().enumerate() {
             // Checked above: every id is in the catalogue.
             let Some(p) = product(id) else { continue };
-            if self.product_names[i] != p.name {
+            let name = self.product_names[i].as_ref();
+            if name != p.name {
                 return Err(SchemaError::invalid(
                     format!("productNames[{i}]"),
-                    format!("is {:?} but product {id} is {:?}", self.product_names[i], p.name),
+                    format!("is {name:?} but product {id} is {:?}", p.name),
                 ));
             }
-            if self.product_categories[i] != p.category {
+            let category = self.product_categories[i].as_ref();
+            if category != p.category {
                 return Err(SchemaError::invalid(
                     format!("productCategories[{i}]"),
-                    format!(
-                        "is {:?} but product {id} is in {:?}",
-                        self.product_categories[i], p.category
-                    ),
+                    format!("is {category:?} but product {id} is in {:?}", p.category),
                 ));
             }
-            if let Some(review) = &self.product_reviews[i] {
-                check_text(&format!("productReviews[{i}]"), review)?;
+            if let Some(review) = &self.product_reviews[i]
+                && !text_ok(review.as_ref())
+            {
+                check_text(&format!("productReviews[{i}]"), review.as_ref())?;
             }
         }
-        if product_by_name(&self.exit_page).is_none() {
+        if product_by_name(self.exit_page).is_none() {
             return Err(SchemaError::invalid(
                 "exitPage",
                 format!("{:?} is not a product name", self.exit_page),
@@ -340,6 +373,46 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// Checks the rules of the format that types alone cannot express: the per-product arrays
+    /// have one entry per viewed page, ids are `1..=10`, names and categories match the catalogue,
+    /// `productIds` equals `browsingPattern`, and the purchase fields agree with each other
+    /// (`checkout` and a payment method exactly with a purchase, `amountSpent` the sum of the
+    /// viewed prices, reviews only with a purchase).
+    pub fn validate(&self) -> Result<(), SchemaError> {
+        self.fields().check()
+    }
+
+    fn fields(&self) -> Fields<'_, String> {
+        Fields {
+            session_id: &self.session_id,
+            user_id: &self.user_id,
+            name: &self.name,
+            email: &self.email,
+            ip_address: &self.ip_address,
+            operating_system: &self.device_information.operating_system,
+            browser_type: &self.device_information.browser_type,
+            country: &self.location_data.country,
+            state: &self.location_data.state,
+            city: &self.location_data.city,
+            zip_code: &self.location_data.zip_code,
+            product_ids: &self.product_ids,
+            product_names: &self.product_names,
+            product_prices: &self.product_prices,
+            product_categories: &self.product_categories,
+            product_reviews: &self.product_reviews,
+            time_spent_on_each_page: &self.time_spent_on_each_page,
+            browsing_pattern: &self.browsing_pattern,
+            page_views: self.page_views,
+            exit_page: &self.exit_page,
+            purchase_made: self.purchase_made,
+            actions: self.actions,
+            payment_method_type: self.payment_method_type,
+            amount_spent: self.amount_spent,
+        }
     }
 
     /// The record as one line of JSON, in the original's field order.
