@@ -39,10 +39,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use shopstream_kafka::batch::await_deliveries;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use shopstream_kafka::produce::{self, Failed, RecordRef};
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use shopstream_schema::{Record, SchemaError, Session, SessionView, parse_record};
 use shopstream_telemetry::Health;
@@ -349,8 +348,8 @@ impl Plan {
 struct InFlight {
     batch: Vec<InRecord>,
     plans: Vec<Plan>,
-    /// Resolves to the indices of outputs that failed, and the first error.
-    deliveries: tokio::task::JoinHandle<(Vec<usize>, Option<String>)>,
+    /// Resolves to the indices of outputs that failed (ascending), and the first error.
+    deliveries: tokio::task::JoinHandle<Failed<usize>>,
     started: Instant,
     produce_started: Instant,
     replayed: u64,
@@ -606,24 +605,14 @@ impl Gate {
 
         let produce_started = Instant::now();
         let outs = self.outputs(&batch, &plans);
-        let mut futures = Vec::with_capacity(outs.len());
-        let mut failed_now = Vec::new();
-        let mut first_error = None;
-        for (i, o) in outs.iter().enumerate() {
-            match self.send(o).await {
-                Ok(f) => futures.push((i, f)),
-                Err(e) => {
-                    first_error.get_or_insert_with(|| e.to_string());
-                    failed_now.push(i);
-                }
-            }
-        }
+        let (sent, failed_now) =
+            produce::send_each(&self.producer, 0..outs.len(), |i| self.record(&outs[i])).await;
         drop(outs);
         let deliveries = tokio::spawn(async move {
             let mut failed = failed_now;
-            await_deliveries(futures, &mut failed, &mut first_error).await;
-            failed.sort_unstable();
-            (failed, first_error)
+            produce::await_deliveries(sent, &mut failed).await;
+            failed.items.sort_unstable();
+            failed
         });
         Some(InFlight { batch, plans, deliveries, started, produce_started, replayed })
     }
@@ -631,21 +620,19 @@ impl Gate {
     /// Waits for a batch's deliveries (re-sending failed ones with backoff), then commits its
     /// offsets. `false` if cancelled before every output was acknowledged (nothing committed).
     async fn finish(&mut self, f: InFlight, cancel: &CancellationToken) -> bool {
-        let (failed, first_error) = match f.deliveries.await {
-            Ok(r) => r,
-            Err(e) => ((0..f.batch.len()).collect(), Some(format!("delivery task failed: {e}"))),
+        let failed = match f.deliveries.await {
+            Ok(failed) => failed,
+            Err(e) => Failed {
+                items: (0..f.batch.len()).collect(),
+                first_error: Some(format!("delivery task failed: {e}")),
+            },
         };
         if !failed.is_empty() {
             let outs = self.outputs(&f.batch, &f.plans);
-            tracing::warn!(
-                failed = failed.len(),
-                error = first_error.as_deref().unwrap_or("?"),
-                "produce failed; retrying"
-            );
-            self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
-            self.ready.set_ready(false);
-            let retry: Vec<OutRecord<'_>> = failed.iter().map(|&i| outs[i].clone()).collect();
-            if !self.args.backoff().wait(cancel).await || !self.produce_all(&retry, cancel).await {
+            self.on_produce_retry(&failed);
+            if !self.args.backoff().wait(cancel).await
+                || !self.produce_all(&outs, &failed.items, cancel).await
+            {
                 return false;
             }
         }
@@ -723,66 +710,41 @@ impl Gate {
         }
     }
 
-    /// Produces every output and waits for the broker's acknowledgements; failed ones are
-    /// retried with backoff. `false` if cancelled before all were acknowledged.
-    async fn produce_all(&self, outs: &[OutRecord<'_>], cancel: &CancellationToken) -> bool {
-        let mut pending: Vec<usize> = (0..outs.len()).collect();
-        let mut backoff = self.args.backoff();
-        loop {
-            let mut futures = Vec::with_capacity(pending.len());
-            let mut failed = Vec::new();
-            let mut first_error: Option<String> = None;
-            for &i in &pending {
-                match self.send(&outs[i]).await {
-                    Ok(f) => futures.push((i, f)),
-                    Err(e) => {
-                        first_error.get_or_insert_with(|| e.to_string());
-                        failed.push(i);
-                    }
-                }
-            }
-            await_deliveries(futures, &mut failed, &mut first_error).await;
-            if failed.is_empty() {
-                return true;
-            }
-            tracing::warn!(
-                failed = failed.len(),
-                error = first_error.as_deref().unwrap_or("?"),
-                "produce failed; retrying"
-            );
-            self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
-            self.ready.set_ready(false);
-            failed.sort_unstable();
-            pending = failed;
-            if !backoff.wait(cancel).await {
-                return false;
-            }
+    /// What `out` is for the producer.
+    fn record<'a>(&'a self, out: &'a OutRecord<'_>) -> RecordRef<'a> {
+        RecordRef {
+            topic: self.topic_of(out.route),
+            key: out.key,
+            payload: out.payload,
+            headers: &out.headers,
         }
     }
 
-    async fn send(
+    fn on_produce_retry(&self, failed: &Failed<usize>) {
+        tracing::warn!(
+            failed = failed.items.len(),
+            error = failed.first_error.as_deref().unwrap_or("?"),
+            "produce failed; retrying"
+        );
+        self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
+        self.ready.set_ready(false);
+    }
+
+    /// Produces the outputs at `indices` and waits for the broker's acknowledgements; failed
+    /// ones are retried with backoff. `false` if cancelled before all were acknowledged.
+    async fn produce_all(
         &self,
-        out: &OutRecord<'_>,
-    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(out.headers.len());
-        for (k, v) in &out.headers {
-            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(self.topic_of(out.route)).payload(out.payload).headers(headers);
-        if let Some(k) = out.key {
-            record = record.key(k);
-        }
-        loop {
-            match self.producer.send_result(record) {
-                Ok(f) => return Ok(f),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        outs: &[OutRecord<'_>],
+        indices: &[usize],
+        cancel: &CancellationToken,
+    ) -> bool {
+        let record = |i: usize| self.record(&outs[i]);
+        let backoff = self.args.backoff();
+        let indices = indices.iter().copied();
+        produce::send_all_acked(&self.producer, indices, record, backoff, cancel, |failed| {
+            self.on_produce_retry(failed)
+        })
+        .await
     }
 }
 

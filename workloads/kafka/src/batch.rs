@@ -160,27 +160,6 @@ pub fn own<M: Message>(m: &M) -> InRecord {
     }
 }
 
-/// Waits for the delivery reports of records already handed to the producer: the item of
-/// every record that was not acknowledged is pushed to `failed`, and the first error (or
-/// "delivery report lost" when the producer dropped the report) is kept in `first_error`
-/// unless it already holds one.
-pub async fn await_deliveries<T>(
-    deliveries: Vec<(T, rdkafka::producer::DeliveryFuture)>,
-    failed: &mut Vec<T>,
-    first_error: &mut Option<String>,
-) {
-    let (items, reports): (Vec<T>, Vec<_>) = deliveries.into_iter().unzip();
-    for (item, report) in items.into_iter().zip(futures::future::join_all(reports).await) {
-        let error = match report {
-            Ok(Ok(_)) => continue,
-            Ok(Err((e, _))) => e.to_string(),
-            Err(_) => "delivery report lost".to_string(),
-        };
-        first_error.get_or_insert(error);
-        failed.push(item);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

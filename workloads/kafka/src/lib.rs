@@ -4,12 +4,14 @@
 //! servers from `SHOPSTREAM_KAFKA`, extra librdkafka properties, SASL credentials from a Secret).
 //! From it come idempotent producers ([`KafkaArgs::producer`]), manually committing consumers
 //! ([`KafkaArgs::consumer`]) and topic creation ([`KafkaArgs::ensure_topics`]). Shared by the
-//! workloads' loops: [`batch`] (poll a batch, commit after it), [`Backoff`] (retry delays) and
-//! [`dead_letter`] (the envelope and header names of records that cannot be processed).
+//! workloads' loops: [`batch`] (poll a batch, commit after it), [`produce`] (send records and
+//! wait until the broker has them, retrying), [`Backoff`] (retry delays) and [`dead_letter`]
+//! (the envelope and header names of records that cannot be processed).
 
 pub mod backoff;
 pub mod batch;
 pub mod dead_letter;
+pub mod produce;
 
 use std::time::Duration;
 

@@ -31,12 +31,11 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Database, IndexModel};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use shopstream_kafka::batch::await_deliveries;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
 use shopstream_kafka::batch::{self as consume, InRecord};
 use shopstream_kafka::dead_letter::{self, Envelope, Failure};
+use shopstream_kafka::produce::{self, RecordRef};
 use shopstream_kafka::{Backoff, KafkaArgs, TopicSpec};
 use shopstream_pseudonym::{KeyArgs, Pseudonymizer};
 use shopstream_schema::parse_session;
@@ -454,62 +453,22 @@ impl Sink {
     /// Produces the dead letters and waits for the broker's acknowledgements; failed ones are
     /// re-sent with backoff. `false` if cancelled before all were acknowledged.
     async fn produce_all(&self, records: &[Envelope<'_>], cancel: &CancellationToken) -> bool {
-        let mut pending: Vec<&Envelope<'_>> = records.iter().collect();
-        let mut backoff = self.backoff();
-        loop {
-            let mut failed = Vec::new();
-            let mut first_error: Option<String> = None;
-            let mut futures = Vec::with_capacity(pending.len());
-            for &e in &pending {
-                match self.send_dead_letter(e).await {
-                    Ok(f) => futures.push((e, f)),
-                    Err(err) => {
-                        first_error.get_or_insert_with(|| err.to_string());
-                        failed.push(e);
-                    }
-                }
-            }
-            await_deliveries(futures, &mut failed, &mut first_error).await;
-            if failed.is_empty() {
-                return true;
-            }
+        let topic = self.args.dead_letter_topic.as_str();
+        let record = |i: usize| {
+            let e = &records[i];
+            RecordRef { topic, key: e.key, payload: e.payload, headers: &e.headers }
+        };
+        let all = 0..records.len();
+        produce::send_all_acked(&self.producer, all, record, self.backoff(), cancel, |f| {
             tracing::warn!(
-                failed = failed.len(),
-                error = first_error.as_deref().unwrap_or("?"),
+                failed = f.items.len(),
+                error = f.first_error.as_deref().unwrap_or("?"),
                 "dead-letter produce failed; retrying"
             );
             self.metrics.retries.with_label_values(&["kafka_produce"]).inc();
             self.health.set_ready(false);
-            pending = failed;
-            if !backoff.wait(cancel).await {
-                return false;
-            }
-        }
-    }
-
-    async fn send_dead_letter(
-        &self,
-        e: &Envelope<'_>,
-    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(e.headers.len());
-        for (k, v) in &e.headers {
-            headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.args.dead_letter_topic).payload(e.payload).headers(headers);
-        if let Some(k) = e.key {
-            record = record.key(k);
-        }
-        loop {
-            match self.producer.send_result(record) {
-                Ok(f) => return Ok(f),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
+        })
+        .await
     }
 
     /// Upserts the documents; returns (inserted, matched-and-replaced).
