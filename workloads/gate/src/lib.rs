@@ -43,7 +43,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use shopstream_kafka::produce::{self, Failed, RecordRef};
 use shopstream_kafka::{KafkaArgs, TopicSpec};
-use shopstream_schema::{Record, SchemaError, Session, SessionView, parse_record};
+use shopstream_schema::{SchemaError, Session, parse_record};
 use shopstream_telemetry::Health;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
@@ -527,23 +527,22 @@ impl Gate {
     ) -> Option<InFlight> {
         let started = Instant::now();
         // Borrowing parse: a well-formed record's strings are not copied (see
-        // `shopstream_schema::parse_record`; same verdicts and errors as `parse_session`).
-        let parsed: Vec<Result<Record<'_>, Option<SchemaError>>> = batch
-            .iter()
-            .map(|r| match &r.payload {
-                Some(p) => parse_record(p).map_err(Some),
-                None => Err(None),
-            })
-            .collect();
-        let views: Vec<Result<SessionView<'_>, &Option<SchemaError>>> =
-            parsed.iter().map(|p| p.as_ref().map(Record::view)).collect();
-        // A batch spans few days: format each day once, not once per session.
+        // `shopstream_schema::parse_record`; same verdicts and errors as `parse_session`). Only
+        // the few fields the gate needs are kept: a whole `Record` is over 1 KB, and a batch of
+        // them cost more in memory traffic than the parse.
         let mut days: Vec<(chrono::NaiveDate, Arc<str>)> = Vec::new();
-        let items: Vec<BatchItem<'_>> = views
+        let parsed: Vec<Result<BatchItem<'_>, Option<SchemaError>>> = batch
             .iter()
-            .filter_map(|v| v.as_ref().ok())
-            .map(|s| {
-                let date = s.timestamp.date();
+            .map(|r| {
+                let record = match &r.payload {
+                    Some(p) => parse_record(p).map_err(Some)?,
+                    None => return Err(None),
+                };
+                let (risk, date) = {
+                    let view = record.view();
+                    (risk(&view, &self.rule), view.timestamp.date())
+                };
+                // A batch spans few days: format each day once, not once per session.
                 let day = match days.iter().find(|(d, _)| *d == date) {
                     Some((_, text)) => text.clone(),
                     None => {
@@ -552,14 +551,11 @@ impl Gate {
                         text
                     }
                 };
-                BatchItem {
-                    session_id: s.session_id,
-                    user_id: s.user_id,
-                    risk: risk(s, &self.rule),
-                    day,
-                }
+                let (session_id, user_id) = record.into_ids();
+                Ok(BatchItem { session_id, user_id, risk, day })
             })
             .collect();
+        let items: Vec<&BatchItem<'_>> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         self.phase(1, started);
 
         let redis_started = Instant::now();
@@ -583,25 +579,26 @@ impl Gate {
         let mut plans = Vec::with_capacity(batch.len());
         let mut decision = decisions.iter();
         let mut replayed = 0u64;
-        for v in &views {
-            match v {
+        for p in parsed {
+            match p {
                 Ok(s) => {
                     let Some(d) = decision.next() else { unreachable!("one decision per session") };
                     replayed += u64::from(d.replayed);
                     if !d.replayed {
                         self.metrics.verdicts.with_label_values(&[d.verdict.reason()]).inc();
                     }
-                    plans.push(Plan::Session { user_id: s.user_id.to_owned(), verdict: d.verdict });
+                    plans.push(Plan::Session {
+                        user_id: s.user_id.into_owned(),
+                        verdict: d.verdict,
+                    });
                 }
                 Err(e) => {
                     let reason = e.as_ref().map_or(outputs::REASON_EMPTY, SchemaError::reason);
                     self.metrics.records_failed.with_label_values(&[reason]).inc();
-                    plans.push(Plan::Dead((*e).clone()));
+                    plans.push(Plan::Dead(e));
                 }
             }
         }
-        drop(views);
-        drop(parsed);
 
         let produce_started = Instant::now();
         let outs = self.outputs(&batch, &plans);

@@ -14,7 +14,7 @@
 //! count and towards the unique-user HyperLogLog; a `sessionId` seen before (a replay, or a
 //! producer's duplicate) keeps the verdict recorded the first time and counts nothing.
 //!
-//! [`reference`] spells this out with exact sets; the Redis script implements the same with a
+//! [`reference()`] spells this out with exact sets; the Redis script implements the same with a
 //! Bloom filter, so the two agree except for the filter's false positives (a new user wrongly
 //! taken as known), whose rate is the configured error rate.
 

@@ -26,6 +26,7 @@
 //! not at all. A script whose reply is lost (connection dropped after it ran) is simply run
 //! again: the second run finds the verdicts recorded and changes nothing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -64,10 +65,10 @@ pub struct StateConfig {
 /// One session's input to the batch script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchItem<'a> {
-    /// The session id.
-    pub session_id: &'a str,
-    /// The user id.
-    pub user_id: &'a str,
+    /// The session id (borrowed from the record's bytes where it can be).
+    pub session_id: Cow<'a, str>,
+    /// The user id (borrowed from the record's bytes where it can be).
+    pub user_id: Cow<'a, str>,
     /// The session's risk under the rule, if any.
     pub risk: Option<Risk>,
     /// The session's day, `YYYY-MM-DD` (selects the verdict hash; shared by the sessions of
@@ -198,7 +199,7 @@ impl GateState {
     }
 
     /// Decides and records one batch atomically; returns one decision per item, in order.
-    pub async fn apply(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
+    pub async fn apply(&mut self, items: &[&BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -206,7 +207,7 @@ impl GateState {
         self.on_error(r)
     }
 
-    async fn apply_inner(&mut self, items: &[BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
+    async fn apply_inner(&mut self, items: &[&BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
         let mut day_index: HashMap<&str, usize> = HashMap::with_capacity(4);
         let script = self.script.clone();
         let keys = &self.keys;
@@ -226,8 +227,8 @@ impl GateState {
             .arg(items.len());
         for item in items {
             invocation
-                .arg(item.session_id)
-                .arg(item.user_id)
+                .arg(&*item.session_id)
+                .arg(&*item.user_id)
                 .arg(item.risk.map_or("", Risk::code))
                 .arg(day_index[&*item.day]);
         }

@@ -2,13 +2,13 @@
 //!
 //! Nearly every record on the shop's topics is well formed. For those, [`parse_record`] reads
 //! the JSON *borrowing* its strings (no per-field allocation, no field-path tracking) into a
-//! [`Record::Fast`] and checks the rules of [`Session::validate`] on the borrowed fields.
-//! Anything the fast path does not accept (a syntax or type error, a broken rule, an escaped
-//! timestamp, more pages than it holds inline...) is parsed again by
+//! [`Record`] and checks the rules of [`Session::validate`] on the borrowed fields.
+//! Anything the fast path does not accept (a syntax or type error, a broken rule, a timestamp
+//! not spelled exactly `YYYY-MM-DDTHH:MM:SS`, such as a leap second) is parsed again by
 //! [`parse_session`], which gives the exact error, or, should it accept the record after all,
 //! the owned [`Session`]. Either way [`Record::view`] gives the same [`SessionView`], so what
 //! is built from it does not depend on the path taken. Both paths check the rules through the
-//! same code ([`Fields::check`](crate::session::Fields)).
+//! same code (`Fields::check` in the session module).
 //!
 //! The fast path accepts a subset of what `parse_session` accepts and reads the same values;
 //! the tests check both on hand-broken and fuzzed records here, and on generated ones in the
@@ -228,7 +228,7 @@ impl<'a> SessionView<'a> {
     }
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
     /// The fields the documents need.
     pub fn view(&self) -> SessionView<'_> {
         match &self.0 {
@@ -259,6 +259,20 @@ impl Record<'_> {
                 amount_spent: r.amount_spent,
                 payment_method: r.payment_method_type,
             },
+        }
+    }
+
+    /// The session id and user id, moved out of the record: borrowed from the bytes when the
+    /// fast path read them (and they held no escapes), owned otherwise. For callers that keep
+    /// only these of many records (a `Record` is over 1 KB; holding thousands costs more in
+    /// memory traffic than the parse itself).
+    pub fn into_ids(self) -> (Cow<'a, str>, Cow<'a, str>) {
+        match self.0 {
+            Inner::Fast(r, _) => (r.session_id.0, r.user_id.0),
+            Inner::Slow(s) => {
+                let s = *s;
+                (Cow::Owned(s.session_id), Cow::Owned(s.user_id))
+            }
         }
     }
 
@@ -383,6 +397,25 @@ mod tests {
         for line in SEED.lines() {
             assert!(agrees(line.as_bytes()), "{line}");
         }
+    }
+
+    #[test]
+    fn ids_move_out_borrowed_when_they_can() {
+        let line = SEED.lines().next().expect("seed");
+        let s = parse_session(line.as_bytes()).expect("seed");
+        let (session_id, user_id) = parse_record(line.as_bytes()).expect("seed").into_ids();
+        assert_eq!((&*session_id, &*user_id), (s.session_id.as_str(), s.user_id.as_str()));
+        assert!(matches!((&session_id, &user_id), (Cow::Borrowed(_), Cow::Borrowed(_))));
+        // An escaped user id is unescaped (owned); a record the slow path read (a leap second)
+        // gives owned ids.
+        let escaped = line.replace("b7e2d4c1-", "b7e2d4c1\\u002d");
+        let (_, user_id) = parse_record(escaped.as_bytes()).expect("escaped").into_ids();
+        assert_eq!((&*user_id, matches!(user_id, Cow::Owned(_))), (s.user_id.as_str(), true));
+        let slow = line.replace("2026-11-20T14:03:27", "2026-11-20T14:03:60"); // leap second
+        let record = parse_record(slow.as_bytes()).expect("slow");
+        assert!(!record.is_fast());
+        let (session_id, user_id) = record.into_ids();
+        assert_eq!((&*session_id, &*user_id), (s.session_id.as_str(), s.user_id.as_str()));
     }
 
     #[test]
