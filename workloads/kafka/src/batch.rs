@@ -1,11 +1,12 @@
-//! Batch consumption with manual commits, shared by the gate and the sink: poll a batch,
-//! process it, commit the offsets after it only when its outputs are safe.
+//! Batch consumption with manual commits, shared by the gate, the sink and the processor:
+//! poll a batch, process it, commit the offsets after it only when its outputs are safe. The
+//! functions take a consumer with any client context (the processor's reports consumer lag).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -39,8 +40,8 @@ pub struct BatchPoll {
 
 /// Up to `max` records: waits for the first one (at most `first_wait` if given; until
 /// cancellation otherwise, giving an empty batch), then takes whatever arrives within `linger`.
-pub async fn poll_batch(
-    consumer: &StreamConsumer,
+pub async fn poll_batch<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
     max: usize,
     linger: Duration,
     first_wait: Option<Duration>,
@@ -83,8 +84,8 @@ pub async fn poll_batch(
 /// `on_error` (metrics, readiness) and followed by a `backoff` wait, then an empty batch is
 /// returned so the caller's loop goes round again (finishing other work first); a successful
 /// poll resets `backoff`. `None` when `cancel` fired during the wait.
-pub async fn poll_batch_retrying(
-    consumer: &StreamConsumer,
+pub async fn poll_batch_retrying<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
     poll: BatchPoll,
     backoff: &mut Backoff,
     cancel: &CancellationToken,
@@ -114,8 +115,8 @@ pub fn next_offsets(batch: &[InRecord]) -> BTreeMap<i32, i64> {
 }
 
 /// Commits (synchronously, off the async threads) the offsets after `batch` on `topic`.
-pub async fn commit_batch(
-    consumer: &Arc<StreamConsumer>,
+pub async fn commit_batch<C: ConsumerContext + 'static>(
+    consumer: &Arc<StreamConsumer<C>>,
     topic: &str,
     batch: &[InRecord],
 ) -> Result<(), KafkaError> {
@@ -124,8 +125,8 @@ pub async fn commit_batch(
 
 /// Commits `offsets` (partition -> next offset) on `topic`: `Sync` waits for the broker (off
 /// the async threads), `Async` only enqueues the commit.
-pub async fn commit_offsets(
-    consumer: &Arc<StreamConsumer>,
+pub async fn commit_offsets<C: ConsumerContext + 'static>(
+    consumer: &Arc<StreamConsumer<C>>,
     topic: &str,
     offsets: &BTreeMap<i32, i64>,
     mode: CommitMode,

@@ -19,7 +19,7 @@ pub use backoff::Backoff;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
@@ -204,17 +204,39 @@ impl KafkaArgs {
     /// A consumer in `group` that never commits by itself: the caller commits offsets after
     /// its outputs are safe. New groups start at the earliest offset.
     pub fn consumer(&self, group: &str, client_id: &str) -> Result<StreamConsumer, Error> {
+        self.consumer_config(group, client_id).create().map_err(|e| self.client_error(e))
+    }
+
+    /// A consumer like [`KafkaArgs::consumer`] with a custom client context (statistics,
+    /// rebalance callbacks); `extra` properties (e.g. `statistics.interval.ms`) are set last.
+    pub fn consumer_with_context<C: ConsumerContext + 'static>(
+        &self,
+        group: &str,
+        client_id: &str,
+        extra: &[(&str, &str)],
+        context: C,
+    ) -> Result<StreamConsumer<C>, Error> {
+        let mut config = self.consumer_config(group, client_id);
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config.create_with_context(context).map_err(|e| self.client_error(e))
+    }
+
+    /// The configuration of [`KafkaArgs::consumer`]: manual commits, earliest offset for new
+    /// groups, committed records only, the session timeout with a heartbeat a tenth of it.
+    pub fn consumer_config(&self, group: &str, client_id: &str) -> ClientConfig {
         let heartbeat = (self.session_timeout_ms / 10).clamp(100, 3_000);
-        self.client_config(client_id)
+        let mut config = self.client_config(client_id);
+        config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", heartbeat.to_string())
-            .set("isolation.level", "read_committed")
-            .create()
-            .map_err(|e| self.client_error(e))
+            .set("isolation.level", "read_committed");
+        config
     }
 
     /// Creates the topics that do not exist yet (existing ones are left as they are).
@@ -300,6 +322,24 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "--kafka-compression", "zstd"]).expect("parse");
         assert_eq!(cli.kafka.producer_config("id").get("compression.type"), Some("zstd"));
         assert!(Cli::try_parse_from(["x", "--kafka-compression", "brotli"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn consumers_commit_manually_and_take_a_context() {
+        let cli = Cli::try_parse_from(["x", "--kafka-session-timeout-ms", "6000"]).expect("parse");
+        let config = cli.kafka.consumer_config("g", "id");
+        assert_eq!(config.get("group.id"), Some("g"));
+        assert_eq!(config.get("enable.auto.commit"), Some("false"));
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("600"));
+        assert_eq!(config.get("isolation.level"), Some("read_committed"));
+        let consumer = cli.kafka.consumer_with_context(
+            "g",
+            "id",
+            &[("statistics.interval.ms", "5000")],
+            rdkafka::consumer::DefaultConsumerContext,
+        );
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
     }
 
     #[test]

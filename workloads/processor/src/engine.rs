@@ -3,10 +3,11 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::time::Duration;
 
+use shopstream_kafka::Backoff;
+use shopstream_kafka::dead_letter;
 use shopstream_sentiment::{Scores, SentimentAnalyzer};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::bulk::{Batch, ItemOutcome};
 use crate::docs::{PotentialCustomerRule, check_ids};
@@ -14,8 +15,8 @@ use crate::mapping::Indexes;
 use crate::sink::{DocSink, SinkError};
 use crate::writer::DocWriter;
 
-/// Reason code of a record without payload.
-pub const REASON_EMPTY: &str = "empty_payload";
+/// Reason code of a record without payload (the shared dead-letter envelope's).
+pub use shopstream_kafka::dead_letter::REASON_EMPTY;
 
 /// A record that cannot be stored, bound for the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,11 +116,12 @@ impl Transformer {
         let mut stats = TransformStats::default();
         for (record, payload) in payloads.into_iter().enumerate() {
             let Some(payload) = payload else {
+                let empty = dead_letter::empty_failure();
                 dead.push(DeadLetter {
                     record,
-                    reason: REASON_EMPTY.into(),
-                    field: "$".into(),
-                    message: "record has no payload".into(),
+                    reason: empty.reason.into(),
+                    field: empty.field.into(),
+                    message: empty.message.into(),
                 });
                 continue;
             };
@@ -162,22 +164,6 @@ impl Transformer {
     }
 }
 
-/// Exponential backoff between retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// First delay.
-    pub initial: Duration,
-    /// Largest delay.
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay before retry number `attempt` (0-based): `initial * 2^attempt`, capped.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        self.initial.saturating_mul(1u32 << attempt.min(16)).min(self.max)
-    }
-}
-
 /// What [`write_batch`] observed, for metrics and logs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriteReport {
@@ -199,35 +185,26 @@ pub struct WriteReport {
 #[error("shutdown requested before the batch was written")]
 pub struct Interrupted;
 
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> Result<(), Interrupted> {
-    if *shutdown.borrow() {
-        return Err(Interrupted);
-    }
-    tokio::select! {
-        () = tokio::time::sleep(d) => Ok(()),
-        _ = shutdown.wait_for(|&stop| stop) => Err(Interrupted),
-    }
-}
-
 /// Writes every document of `batch`, waiting out outages: whole-request failures and
 /// transient item failures are retried with backoff until they pass (or shutdown is
 /// requested); documents refused for good mark their record as rejected. A request refused as
 /// a whole (HTTP 4xx) is split per record to find the records at fault.
 ///
-/// `on_unavailable` is told about each outage (for readiness and metrics); `on_recovered`
-/// when a request succeeds after one.
+/// `backoff` paces the retries (it starts again for each record split off a refused
+/// request). `on_unavailable` is told about each outage (for readiness and metrics);
+/// `on_recovered` when a request succeeds after one.
 pub async fn write_batch<S: DocSink>(
     sink: &mut S,
     batch: &Batch,
-    backoff: Backoff,
-    shutdown: &mut watch::Receiver<bool>,
+    mut backoff: Backoff,
+    cancel: &CancellationToken,
     mut on_unavailable: impl FnMut(&SinkError) + Send,
     mut on_recovered: impl FnMut() + Send,
 ) -> Result<WriteReport, Interrupted> {
     let mut report = WriteReport::default();
     let mut queue: Vec<(Cow<'_, Batch>, bool)> = vec![(Cow::Borrowed(batch), false)];
     while let Some((mut pending, single_record)) = queue.pop() {
-        let mut attempt = 0u32;
+        backoff.reset();
         let mut failing = false;
         while !pending.is_empty() {
             if failing {
@@ -235,8 +212,9 @@ pub async fn write_batch<S: DocSink>(
                 if let Err(e) = sink.recover().await {
                     report.unavailable += 1;
                     on_unavailable(&e);
-                    pause(backoff.delay(attempt), shutdown).await?;
-                    attempt += 1;
+                    if !backoff.wait(cancel).await {
+                        return Err(Interrupted);
+                    }
                     continue;
                 }
             }
@@ -270,15 +248,17 @@ pub async fn write_batch<S: DocSink>(
                     }
                     report.item_retries += retry.len() as u64;
                     pending = Cow::Owned(pending.subset(&retry));
-                    pause(backoff.delay(attempt), shutdown).await?;
-                    attempt += 1;
+                    if !backoff.wait(cancel).await {
+                        return Err(Interrupted);
+                    }
                 }
                 Err(e @ SinkError::Unavailable(_)) => {
                     report.unavailable += 1;
                     failing = true;
                     on_unavailable(&e);
-                    pause(backoff.delay(attempt), shutdown).await?;
-                    attempt += 1;
+                    if !backoff.wait(cancel).await {
+                        return Err(Interrupted);
+                    }
                 }
                 Err(SinkError::Refused { status, message }) => {
                     if failing {
@@ -318,6 +298,11 @@ pub async fn write_batch<S: DocSink>(
 mod tests {
     use super::*;
     use crate::sink::CountingSink;
+    use std::time::Duration;
+
+    fn backoff(initial_ms: u64, max_ms: u64) -> Backoff {
+        Backoff::new(Duration::from_millis(initial_ms), Duration::from_millis(max_ms))
+    }
 
     const SEED: &str = include_str!("../tests/data/seed-format-example.jsonl");
 
@@ -391,15 +376,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) };
-        assert_eq!(b.delay(0), Duration::from_millis(100));
-        assert_eq!(b.delay(2), Duration::from_millis(400));
-        assert_eq!(b.delay(9), Duration::from_secs(1));
-        assert_eq!(b.delay(60), Duration::from_secs(1));
-    }
-
     /// A sink that fails in scripted ways, to check the retry logic of `write_batch` (the real
     /// Elasticsearch paths are covered by the integration tests).
     struct Scripted {
@@ -427,8 +403,8 @@ mod tests {
 
     #[tokio::test]
     async fn outages_are_waited_out_and_failed_items_retried_alone() {
-        let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(4) };
-        let (_tx, mut rx) = watch::channel(false);
+        let fast = backoff(1, 4);
+        let cancel = CancellationToken::new();
         let retry = ItemOutcome::Retry { status: 429, message: "busy".into() };
         let reject = ItemOutcome::Rejected {
             status: 400,
@@ -449,7 +425,7 @@ mod tests {
             &mut sink,
             &batch_of(&[0, 0, 1, 2]),
             fast,
-            &mut rx,
+            &cancel,
             |_| outages += 1,
             || recoveries += 1,
         )
@@ -466,8 +442,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_request_is_split_per_record() {
-        let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(4) };
-        let (_tx, mut rx) = watch::channel(false);
+        let fast = backoff(1, 4);
+        let cancel = CancellationToken::new();
         let refused = || Err(SinkError::Refused { status: 400, message: "validation".into() });
         let mut sink = Scripted {
             // Whole batch refused; then record 0 passes, record 1 is refused alone, record 2 passes.
@@ -479,7 +455,7 @@ mod tests {
             ],
             seen: Vec::new(),
         };
-        let report = write_batch(&mut sink, &batch_of(&[0, 0, 1, 2]), fast, &mut rx, |_| {}, || {})
+        let report = write_batch(&mut sink, &batch_of(&[0, 0, 1, 2]), fast, &cancel, |_| {}, || {})
             .await
             .expect("written");
         assert_eq!(sink.seen, vec![4, 2, 1, 1]);
@@ -489,27 +465,28 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_interrupts_an_outage() {
-        let slow = Backoff { initial: Duration::from_secs(60), max: Duration::from_secs(60) };
-        let (tx, mut rx) = watch::channel(false);
+        let slow = backoff(60_000, 60_000);
+        let cancel = CancellationToken::new();
+        let stopper = cancel.clone();
         let mut sink =
             Scripted { script: vec![Err(SinkError::Unavailable("down".into()))], seen: Vec::new() };
         let stop = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let _ = tx.send(true);
+            stopper.cancel();
         });
-        let r = write_batch(&mut sink, &batch_of(&[0]), slow, &mut rx, |_| {}, || {}).await;
+        let r = write_batch(&mut sink, &batch_of(&[0]), slow, &cancel, |_| {}, || {}).await;
         assert_eq!(r, Err(Interrupted));
         stop.await.expect("join");
     }
 
     #[tokio::test]
     async fn counting_sink_counts() {
-        let (_tx, mut rx) = watch::channel(false);
+        let cancel = CancellationToken::new();
         let mut sink = CountingSink::default();
-        let fast = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(1) };
-        let r = write_batch(&mut sink, &batch_of(&[0, 1, 1]), fast, &mut rx, |_| {}, || {})
-            .await
-            .expect("ok");
+        let r =
+            write_batch(&mut sink, &batch_of(&[0, 1, 1]), backoff(1, 1), &cancel, |_| {}, || {})
+                .await
+                .expect("ok");
         assert_eq!((r.stored, sink.docs, sink.requests), (3, 3, 1));
     }
 }

@@ -1,23 +1,28 @@
 //! The Kafka side: configuration, the consume-transform-write-commit loop, dead letters,
 //! metrics, health and graceful shutdown.
+//!
+//! The loop is built from `shopstream_kafka`'s shared pieces (batch polling and commits, the
+//! dead-letter envelope, acknowledged produce, backoff), as the gate's and the sink's are.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::producer::FutureProducer;
 use rdkafka::statistics::Statistics;
-use rdkafka::{Offset, TopicPartitionList};
-use shopstream_kafka::{KafkaArgs, TopicSpec};
+use shopstream_kafka::batch::{self, BatchPoll, InRecord};
+use shopstream_kafka::dead_letter::{Envelope, Failure};
+use shopstream_kafka::produce::{self, RecordRef};
+use shopstream_kafka::{Backoff, KafkaArgs, TopicSpec};
 use shopstream_telemetry::Health;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::bulk::Batch;
 use crate::docs::{DEFAULT_POTENTIAL_CUSTOMER_SECONDS, PotentialCustomerRule};
-use crate::engine::{Backoff, DeadLetter, Interrupted, Transformer, write_batch};
+use crate::engine::{DeadLetter, Interrupted, Transformer, write_batch};
 use crate::mapping::Indexes;
 use crate::metrics::Metrics;
 use crate::sink::{DocSink, EsSink, SetupError};
@@ -88,8 +93,9 @@ impl ProcessArgs {
     /// Checks every value, naming the flag at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError(m));
-        if self.input_topic.trim().is_empty() {
-            return bad("--input-topic must not be empty".into());
+        if self.input_topic.trim().is_empty() || self.input_topic.starts_with('^') {
+            // Offsets are committed on this one topic: a `^pattern` subscription would not do.
+            return bad("--input-topic must be a topic name (not empty, not a ^pattern)".into());
         }
         if self.dead_letter_topic.trim().is_empty() || self.dead_letter_topic == self.input_topic {
             return bad("--dead-letter-topic must be set and differ from --input-topic".into());
@@ -135,10 +141,10 @@ impl ProcessArgs {
     }
 
     fn backoff(&self) -> Backoff {
-        Backoff {
-            initial: Duration::from_millis(self.retry_initial_ms),
-            max: Duration::from_millis(self.retry_max_ms),
-        }
+        Backoff::new(
+            Duration::from_millis(self.retry_initial_ms),
+            Duration::from_millis(self.retry_max_ms),
+        )
     }
 }
 
@@ -166,66 +172,52 @@ impl ConsumerContext for LagContext {}
 /// Header names of dead-letter records: the envelope every workload shares.
 pub use shopstream_kafka::dead_letter as headers;
 
-fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// Runs the processor until SIGTERM or Ctrl-C, then finishes the current batch, commits and
 /// returns.
 pub async fn run(args: ProcessArgs) -> anyhow::Result<()> {
-    let (tx, rx) = watch::channel(false);
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
     tokio::spawn(async move {
         shopstream_telemetry::shutdown_signal().await;
-        let _ = tx.send(true);
+        tracing::info!("shutdown requested: finishing the batch in hand, then stopping");
+        on_signal.cancel();
     });
-    run_until(args, rx).await
+    run_until(args, cancel).await
 }
 
-/// Runs the processor until `shutdown` turns `true`.
-pub async fn run_until(
-    args: ProcessArgs,
-    mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+/// Runs the processor until `cancel` fires.
+pub async fn run_until(args: ProcessArgs, cancel: CancellationToken) -> anyhow::Result<()> {
     args.validate()?;
     let (metrics, health) = start_telemetry(&args).await?;
-    let backoff = args.backoff();
+    let mut backoff = args.backoff();
     let indexes = Indexes::with_prefix(&args.index_prefix);
     let mut sink = EsSink::new(&args.es_url, Duration::from_millis(args.es_timeout_ms))?;
-    let mut attempt = 0;
     loop {
         match sink.ensure_indexes(&indexes).await {
             Ok(()) => break,
             Err(SetupError::Unavailable(e)) => {
                 metrics.retries.with_label_values(&["es_setup"]).inc();
                 tracing::warn!(error = %e, "elasticsearch unavailable at start-up; retrying");
-                if pause(backoff.delay(attempt), &mut shutdown).await.is_err() {
+                if !backoff.wait(&cancel).await {
                     return Ok(());
                 }
-                attempt += 1;
             }
             Err(e) => return Err(e.into()),
         }
     }
-    consume(args, sink, shutdown, metrics, health).await.map(|_| ())
+    consume(args, sink, cancel, metrics, health).await.map(|_| ())
 }
 
 /// Runs the consume-transform-write-commit loop into any sink (the benchmark uses a counting
-/// sink) until `shutdown` turns `true`; returns what it did.
+/// sink) until `cancel` fires; returns what it did.
 pub async fn run_with_sink<S: DocSink>(
     args: ProcessArgs,
     sink: S,
-    shutdown: watch::Receiver<bool>,
+    cancel: CancellationToken,
 ) -> anyhow::Result<RunStats> {
     args.validate()?;
     let (metrics, health) = start_telemetry(&args).await?;
-    consume(args, sink, shutdown, metrics, health).await
+    consume(args, sink, cancel, metrics, health).await
 }
 
 /// Totals of one run of the loop.
@@ -239,7 +231,7 @@ pub struct RunStats {
     pub docs: u64,
     /// Records sent to the dead-letter topic.
     pub dead_letters: u64,
-    /// When the first record arrived.
+    /// When the first batch was in hand.
     pub first_record: Option<Instant>,
     /// When the last commit returned.
     pub last_commit: Option<Instant>,
@@ -258,14 +250,13 @@ async fn start_telemetry(args: &ProcessArgs) -> anyhow::Result<(Metrics, Health)
 async fn consume<S: DocSink>(
     args: ProcessArgs,
     mut sink: S,
-    mut shutdown: watch::Receiver<bool>,
+    cancel: CancellationToken,
     metrics: Metrics,
     health: Health,
 ) -> anyhow::Result<RunStats> {
-    let backoff = args.backoff();
     let indexes = Indexes::with_prefix(&args.index_prefix);
     let mut run_stats = RunStats::default();
-    let mut attempt = 0;
+    let mut backoff = args.backoff();
     loop {
         match args
             .kafka
@@ -276,27 +267,19 @@ async fn consume<S: DocSink>(
             Err(e) => {
                 metrics.retries.with_label_values(&["kafka"]).inc();
                 tracing::warn!(error = %e, "cannot ensure the dead-letter topic; retrying");
-                if pause(backoff.delay(attempt), &mut shutdown).await.is_err() {
+                if !backoff.wait(&cancel).await {
                     return Ok(run_stats);
                 }
-                attempt += 1;
             }
         }
     }
     let producer: FutureProducer = args.kafka.producer("shopstream-processor-dlq")?;
-    let heartbeat = (args.kafka.session_timeout_ms / 10).clamp(100, 3_000);
-    let consumer: StreamConsumer<LagContext> = args
-        .kafka
-        .client_config("shopstream-processor")
-        .set("group.id", &args.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", args.kafka.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", heartbeat.to_string())
-        .set("isolation.level", "read_committed")
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(LagContext { lag: metrics.consumer_lag.clone() })?;
+    let consumer = Arc::new(args.kafka.consumer_with_context(
+        &args.group,
+        "shopstream-processor",
+        &[("statistics.interval.ms", "5000")],
+        LagContext { lag: metrics.consumer_lag.clone() },
+    )?);
     consumer.subscribe(&[args.input_topic.as_str()])?;
     health.set_ready(true);
 
@@ -305,58 +288,39 @@ async fn consume<S: DocSink>(
         PotentialCustomerRule { min_seconds: args.potential_customer_seconds },
         args.sentiment_cache,
     );
+    let poll = BatchPoll {
+        max: args.batch_size,
+        linger: Duration::from_millis(args.batch_wait_ms),
+        first_wait: None,
+    };
     let mut batch = Batch::with_capacity(args.batch_size * 2048);
-    let mut records: Vec<OwnedMessage> = Vec::with_capacity(args.batch_size);
-    let mut kafka_attempt = 0u32;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        // Collect a batch: wait for the first record, then take what arrives within the wait.
-        records.clear();
-        let first = tokio::select! {
-            m = consumer.recv() => m,
-            _ = shutdown.wait_for(|&s| s) => break,
-        };
-        match first {
-            Ok(m) => {
-                kafka_attempt = 0;
-                records.push(m.detach());
-            }
-            Err(e) => {
-                metrics.retries.with_label_values(&["kafka"]).inc();
-                tracing::warn!(error = %e, "kafka consume error; retrying");
-                if pause(backoff.delay(kafka_attempt), &mut shutdown).await.is_err() {
-                    break;
-                }
-                kafka_attempt += 1;
-                continue;
-            }
+    let mut backoff = args.backoff();
+    while !cancel.is_cancelled() {
+        // A batch: wait for the first record, then take what arrives within the wait.
+        let polled = batch::poll_batch_retrying(&consumer, poll, &mut backoff, &cancel, |_| {
+            metrics.retries.with_label_values(&["kafka"]).inc();
+        })
+        .await;
+        let Some(records) = polled else { break };
+        if records.is_empty() {
+            continue;
         }
         let started = Instant::now();
         run_stats.first_record.get_or_insert(started);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(args.batch_wait_ms);
-        while records.len() < args.batch_size {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(m)) => records.push(m.detach()),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "kafka consume error while filling a batch");
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
         metrics.records_in.inc_by(records.len() as u64);
 
         batch.clear();
         let mut dead = Vec::new();
-        let stats =
-            transformer.transform(records.iter().map(|m| m.payload()), &mut batch, &mut dead);
+        let stats = transformer.transform(
+            records.iter().map(|r| r.payload.as_deref()),
+            &mut batch,
+            &mut dead,
+        );
         let write = write_batch(
             &mut sink,
             &batch,
-            backoff,
-            &mut shutdown,
+            args.backoff(),
+            &cancel,
             |e| {
                 health.set_ready(false);
                 metrics.retries.with_label_values(&["es_request"]).inc();
@@ -379,13 +343,9 @@ async fn consume<S: DocSink>(
             }
         };
         metrics.retries.with_label_values(&["es_item"]).inc_by(report.item_retries);
-        let rejected: std::collections::BTreeSet<usize> =
-            report.rejected.iter().map(|d| d.record).collect();
+        let rejected: BTreeSet<usize> = report.rejected.iter().map(|d| d.record).collect();
         dead.extend(report.rejected);
-        if send_dead_letters(&producer, &args, &records, &dead, &metrics, backoff, &mut shutdown)
-            .await
-            .is_err()
-        {
+        if !send_dead_letters(&producer, &args, &records, &dead, &metrics, &cancel).await {
             tracing::warn!("shutdown while writing dead letters: batch not committed");
             return Ok(run_stats);
         }
@@ -396,19 +356,7 @@ async fn consume<S: DocSink>(
         metrics.docs_out.with_label_values(&["sessions"]).inc_by(stats.session_docs as u64);
         metrics.docs_out.with_label_values(&["products"]).inc_by(stats.product_docs as u64);
 
-        let mut offsets: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for m in &records {
-            let e = offsets.entry((m.topic(), m.partition())).or_insert(m.offset());
-            *e = (*e).max(m.offset());
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &offsets {
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
-            {
-                tracing::warn!(error = %e, "bad offset for commit");
-            }
-        }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        if let Err(e) = batch::commit_batch(&consumer, &args.input_topic, &records).await {
             // The partitions may have moved to another member; it re-reads them from the last
             // commit and overwrites the same documents.
             metrics.commit_failures.inc();
@@ -429,80 +377,70 @@ async fn consume<S: DocSink>(
         );
     }
     health.set_ready(false);
+    consumer.unsubscribe();
     tracing::info!("processor stopped");
     Ok(run_stats)
 }
 
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> Result<(), Interrupted> {
-    if *shutdown.borrow() {
-        return Err(Interrupted);
-    }
-    tokio::select! {
-        () = tokio::time::sleep(d) => Ok(()),
-        _ = shutdown.wait_for(|&s| s) => Err(Interrupted),
-    }
+/// The dead-letter envelopes of the records in `dead` (positions in `records`), as the gate
+/// and the sink write them.
+fn dead_letter_envelopes<'a>(
+    args: &ProcessArgs,
+    records: &'a [InRecord],
+    dead: &[DeadLetter],
+) -> Vec<Envelope<'a>> {
+    dead.iter()
+        .map(|d| {
+            let failure = Failure { reason: &d.reason, field: &d.field, message: &d.message };
+            headers::envelope(
+                &args.input_topic,
+                &records[d.record],
+                failure,
+                args.max_dead_letter_bytes,
+            )
+        })
+        .collect()
 }
 
-/// Produces one dead-letter record per entry and waits for every acknowledgement, retrying
-/// failed deliveries with backoff.
+/// Produces one dead-letter record per entry and waits until the broker has acknowledged
+/// every one, re-sending failed deliveries with backoff. `false` if `cancel` fired first.
 async fn send_dead_letters(
     producer: &FutureProducer,
     args: &ProcessArgs,
-    records: &[OwnedMessage],
+    records: &[InRecord],
     dead: &[DeadLetter],
     metrics: &Metrics,
-    backoff: Backoff,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<(), Interrupted> {
-    let mut pending: Vec<&DeadLetter> = dead.iter().collect();
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        let sends = pending.iter().map(|d| {
-            let m = &records[d.record];
-            let payload = m.payload().unwrap_or_default();
-            let truncated = payload.len() > args.max_dead_letter_bytes;
-            let body = &payload[..payload.len().min(args.max_dead_letter_bytes)];
-            let partition = m.partition().to_string();
-            let offset = m.offset().to_string();
-            let size = payload.len().to_string();
-            let mut h = OwnedHeaders::new()
-                .insert(Header { key: headers::REASON, value: Some(d.reason.as_str()) })
-                .insert(Header { key: headers::FIELD, value: Some(d.field.as_str()) })
-                .insert(Header { key: headers::MESSAGE, value: Some(cut(&d.message, 1024)) })
-                .insert(Header { key: headers::ORIGINAL_SIZE, value: Some(size.as_str()) })
-                .insert(Header { key: headers::SOURCE_TOPIC, value: Some(m.topic()) })
-                .insert(Header { key: headers::SOURCE_PARTITION, value: Some(partition.as_str()) })
-                .insert(Header { key: headers::SOURCE_OFFSET, value: Some(offset.as_str()) });
-            if truncated {
-                h = h.insert(Header { key: headers::TRUNCATED, value: Some("true") });
-            }
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&args.dead_letter_topic).payload(body).headers(h);
-            if let Some(k) = m.key() {
-                record = record.key(k);
-            }
-            producer.send(record, Duration::from_secs(30))
-        });
-        let results = futures::future::join_all(sends).await;
-        let mut failed = Vec::new();
-        for (d, r) in pending.iter().zip(results) {
-            match r {
-                Ok(_) => metrics.dead_letters.inc(),
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "dead-letter delivery failed; retrying");
-                    failed.push(*d);
-                }
-            }
-        }
-        if failed.is_empty() {
-            break;
-        }
-        metrics.retries.with_label_values(&["dead_letter"]).inc_by(failed.len() as u64);
-        pending = failed;
-        pause(backoff.delay(attempt), shutdown).await?;
-        attempt += 1;
+    cancel: &CancellationToken,
+) -> bool {
+    if dead.is_empty() {
+        return true;
     }
-    Ok(())
+    let envelopes = dead_letter_envelopes(args, records, dead);
+    let topic = args.dead_letter_topic.as_str();
+    let record = |i: usize| {
+        let e = &envelopes[i];
+        RecordRef { topic, key: e.key, payload: e.payload, headers: &e.headers }
+    };
+    let acked = produce::send_all_acked(
+        producer,
+        0..envelopes.len(),
+        record,
+        args.backoff(),
+        cancel,
+        |f| {
+            tracing::warn!(
+                failed = f.items.len(),
+                error = f.first_error.as_deref().unwrap_or("?"),
+                "dead-letter delivery failed; retrying"
+            );
+            metrics.retries.with_label_values(&["dead_letter"]).inc_by(f.items.len() as u64);
+        },
+    )
+    .await;
+    if acked {
+        metrics.dead_letters.inc_by(envelopes.len() as u64);
+    }
+    acked
 }
 
 #[cfg(test)]
@@ -533,6 +471,7 @@ mod tests {
             (&["--es-url", "localhost:9200"], "--es-url"),
             (&["--retry-initial-ms", "10", "--retry-max-ms", "5"], "--retry-initial-ms"),
             (&["--batch-wait-ms", "0"], "--batch-wait-ms"),
+            (&["--input-topic", "^sessions.*"], "--input-topic"),
         ] {
             let e = parse(flags).validate().expect_err("invalid");
             assert!(e.0.contains(needle), "{flags:?}: {e}");
@@ -540,8 +479,60 @@ mod tests {
     }
 
     #[test]
-    fn cut_respects_char_boundaries() {
-        assert_eq!(cut("héllo", 2), "h");
-        assert_eq!(cut("abc", 10), "abc");
+    fn dead_letters_use_the_shared_envelope() {
+        let mut args = parse(&["--input-topic", "in", "--max-dead-letter-bytes", "1024"]);
+        args.max_dead_letter_bytes = 1024;
+        let records = vec![
+            InRecord {
+                partition: 2,
+                offset: 41,
+                key: Some(b"k".to_vec()),
+                payload: Some(b"{x".to_vec()),
+            },
+            InRecord { partition: 0, offset: 7, key: None, payload: Some(vec![b' '; 2000]) },
+        ];
+        let dead = |record, reason: &str, message: String| DeadLetter {
+            record,
+            reason: reason.into(),
+            field: "$".into(),
+            message,
+        };
+        let dead = vec![
+            dead(1, "too_large", "é".repeat(600)),
+            dead(0, "malformed_json", "EOF while parsing".into()),
+        ];
+        let e = dead_letter_envelopes(&args, &records, &dead);
+        assert_eq!(
+            (e[0].key, e[0].payload),
+            (None, &records[1].payload.as_deref().unwrap_or_default()[..1024])
+        );
+        let h =
+            |e: &Envelope<'_>| e.headers.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+        assert_eq!(
+            h(&e[0]),
+            vec![
+                (headers::REASON, "too_large".to_string()),
+                (headers::FIELD, "$".into()),
+                (headers::MESSAGE, "é".repeat(512)),
+                (headers::ORIGINAL_SIZE, "2000".into()),
+                (headers::TRUNCATED, "true".into()),
+                (headers::SOURCE_TOPIC, "in".into()),
+                (headers::SOURCE_PARTITION, "0".into()),
+                (headers::SOURCE_OFFSET, "7".into()),
+            ]
+        );
+        assert_eq!((e[1].key, e[1].payload), (Some(&b"k"[..]), &b"{x"[..]));
+        assert_eq!(
+            h(&e[1]),
+            vec![
+                (headers::REASON, "malformed_json".to_string()),
+                (headers::FIELD, "$".into()),
+                (headers::MESSAGE, "EOF while parsing".into()),
+                (headers::ORIGINAL_SIZE, "2".into()),
+                (headers::SOURCE_TOPIC, "in".into()),
+                (headers::SOURCE_PARTITION, "2".into()),
+                (headers::SOURCE_OFFSET, "41".into()),
+            ]
+        );
     }
 }

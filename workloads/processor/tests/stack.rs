@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Bad records between good ones: (payload, expected dead-letter reason).
 fn bad_records(good: &str) -> Vec<(Vec<u8>, &'static str)> {
@@ -53,11 +53,15 @@ async fn end_to_end_replay_and_dead_letters() {
     // Bad records spread between the good ones.
     let mut payloads: Vec<Vec<u8>> = Vec::new();
     let mut good_payloads: Vec<Vec<u8>> = Vec::new();
+    // (payload, reason, key) of each bad record as produced (`produce` keys record i `k{i % 17}`).
+    let mut bad_sent: Vec<(Vec<u8>, &str, Vec<u8>)> = Vec::new();
     for (i, g) in good.iter().enumerate() {
         payloads.push(g.clone().into_bytes());
         good_payloads.push(g.clone().into_bytes());
         if i % 100 == 50 {
-            payloads.push(bad[(i / 100) % bad.len()].0.clone());
+            let (payload, reason) = bad[(i / 100) % bad.len()].clone();
+            bad_sent.push((payload.clone(), reason, format!("k{}", payloads.len() % 17).into()));
+            payloads.push(payload);
         }
     }
     let bad_count = payloads.len() - good.len();
@@ -69,13 +73,17 @@ async fn end_to_end_replay_and_dead_letters() {
     assert!(want_products > good.len() as u64);
 
     // First pass.
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(shopstream_processor::run_until(names.args(&url), rx));
+    let mut args = names.args(&url);
+    // Below the 300 KB record: its dead letter is cut and flagged.
+    let max_dead = 100 * 1024;
+    args.max_dead_letter_bytes = max_dead;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(shopstream_processor::run_until(args.clone(), stop.clone()));
     wait_for("all sessions committed", Duration::from_secs(240), || async {
         caught_up(&names.group, &names.input, &last)
     })
     .await;
-    tx.send(true).expect("stop");
+    stop.cancel();
     task.await.expect("join").expect("processor ran");
     assert_es_holds(&url, &names, &expected).await;
 
@@ -87,11 +95,48 @@ async fn end_to_end_replay_and_dead_letters() {
     let mut want: Vec<&str> = bad.iter().map(|(_, r)| *r).collect();
     want.sort_unstable();
     assert_eq!(reasons, want);
+    // The shared envelope: key, original (or cut) bytes, and every header with its value, in
+    // the envelope's order.
     for d in &dead {
-        assert!(bad.iter().any(|(p, _)| *p == d.payload), "dead letter carries the original bytes");
-        assert!(d.headers.contains_key("shopstream.source.offset"));
-        assert!(!d.headers["shopstream.message"].is_empty());
+        let h = |name: &str| d.headers.get(name).map(String::as_str);
+        let (original, _, key) = bad_sent
+            .iter()
+            .find(|(p, r, _)| {
+                Some(*r) == h("shopstream.reason")
+                    && (*p == d.payload || (p.len() > max_dead && p[..max_dead] == d.payload[..]))
+            })
+            .expect("dead letter carries the original bytes of a bad record");
+        let cut = original.len() > max_dead;
+        assert_eq!(d.payload.len(), original.len().min(max_dead));
+        assert_eq!(d.key.as_deref(), Some(key.as_slice()), "dead letter keeps the record's key");
+        assert_eq!(h("shopstream.original.size"), Some(original.len().to_string().as_str()));
+        assert_eq!(h("shopstream.truncated"), cut.then_some("true"));
+        assert_eq!(h("shopstream.source.topic"), Some(names.input.as_str()));
+        let partition: i32 =
+            h("shopstream.source.partition").expect("partition").parse().expect("int");
+        assert!((0..3).contains(&partition));
+        let offset: i64 = h("shopstream.source.offset").expect("offset").parse().expect("int");
+        assert!(offset >= 0 && offset <= last[&partition]);
+        assert!(h("shopstream.field").is_some_and(|f| !f.is_empty()));
+        let message = h("shopstream.message").expect("message");
+        assert!(!message.is_empty() && message.len() <= 1024);
+        let mut order = vec![
+            "shopstream.reason",
+            "shopstream.field",
+            "shopstream.message",
+            "shopstream.original.size",
+        ];
+        if cut {
+            order.push("shopstream.truncated");
+        }
+        order.extend([
+            "shopstream.source.topic",
+            "shopstream.source.partition",
+            "shopstream.source.offset",
+        ]);
+        assert_eq!(d.header_names, order);
     }
+    assert!(dead.iter().any(|d| d.headers.contains_key("shopstream.truncated")), "one was cut");
     let mapping = es_call(
         &url,
         elasticsearch::http::Method::Get,
@@ -108,13 +153,13 @@ async fn end_to_end_replay_and_dead_letters() {
     let before_products = all_docs(&url, &ix.products).await;
     let mut replay = names.args(&url);
     replay.group = format!("{}-replay", names.group);
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(shopstream_processor::run_until(replay.clone(), rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(shopstream_processor::run_until(replay.clone(), stop.clone()));
     wait_for("replay committed", Duration::from_secs(240), || async {
         caught_up(&replay.group, &names.input, &last)
     })
     .await;
-    tx.send(true).expect("stop");
+    stop.cancel();
     task.await.expect("join").expect("replay ran");
     assert_eq!(all_docs(&url, &ix.sessions).await, before_sessions);
     assert_eq!(all_docs(&url, &ix.products).await, before_products);
@@ -226,8 +271,8 @@ async fn elasticsearch_outage_is_waited_out() {
     // Generous: one bulk of a loaded stand-in can take seconds; the outage itself is a refused
     // connection, seen at once.
     args.es_timeout_ms = 15_000;
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(shopstream_processor::run_until(args, rx));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(shopstream_processor::run_until(args.clone(), stop.clone()));
     let last = produce(&names.input, first).await;
     wait_for("first half committed", Duration::from_secs(120), || async {
         caught_up(&names.group, &names.input, &last)
@@ -242,13 +287,25 @@ async fn elasticsearch_outage_is_waited_out() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(!caught_up(&names.group, &names.input, &last), "nothing is committed while ES is down");
 
+    // A shutdown during the outage returns promptly and leaves the batch uncommitted.
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops during the outage")
+        .expect("join")
+        .expect("processor ran");
+    assert!(!caught_up(&names.group, &names.input, &last), "stopped without committing");
+
+    // A new run in the same group re-reads the uncommitted records once ES is back.
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(shopstream_processor::run_until(args, stop.clone()));
     let mut es = start_osmem(port);
     wait_es_up(&url).await;
     wait_for("second half committed", Duration::from_secs(120), || async {
         caught_up(&names.group, &names.input, &last)
     })
     .await;
-    tx.send(true).expect("stop");
+    stop.cancel();
     task.await.expect("join").expect("processor ran");
     // The new instance holds exactly the second half, under the processor's own mapping.
     assert_es_holds(&url, &names, &expected_docs(&ix, second)).await;

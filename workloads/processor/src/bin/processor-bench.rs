@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::Value;
-use shopstream_kafka::{KafkaArgs, TopicSpec};
+use shopstream_kafka::{Backoff, KafkaArgs, TopicSpec};
 use shopstream_processor::bulk::Batch;
 use shopstream_processor::docs::PotentialCustomerRule;
-use shopstream_processor::engine::{Backoff, Transformer, write_batch};
+use shopstream_processor::engine::{Transformer, write_batch};
 use shopstream_processor::mapping::Indexes;
 use shopstream_processor::sink::{CountingSink, DocSink, EsSink};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Processor benchmark.
 #[derive(Debug, Parser)]
@@ -79,8 +79,8 @@ async fn rust_memory<S: DocSink>(
 ) -> anyhow::Result<(f64, f64, u64, usize)> {
     let mut t =
         Transformer::new(Indexes::with_prefix(prefix), PotentialCustomerRule::default(), cache);
-    let (_tx, mut rx) = watch::channel(false);
-    let backoff = Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(2) };
+    let cancel = CancellationToken::new();
+    let backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut batch = Batch::with_capacity(batch_size * 2048);
     let mut dead = Vec::new();
     let mut docs = 0;
@@ -93,7 +93,7 @@ async fn rust_memory<S: DocSink>(
         slow += t
             .transform(chunk.iter().map(|r| Some(r.as_slice())), &mut batch, &mut dead)
             .slow_parses;
-        let report = write_batch(sink, &batch, backoff, &mut rx, |_| {}, || {})
+        let report = write_batch(sink, &batch, backoff.clone(), &cancel, |_| {}, || {})
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         docs += report.stored;
@@ -265,11 +265,14 @@ async fn main() -> anyhow::Result<()> {
         pa.metrics_addr = "127.0.0.1:0".parse()?;
         pa.batch_size = args.batch;
         pa.batch_wait_ms = 50;
-        let (tx, rx) = watch::channel(false);
+        let cancel = CancellationToken::new();
         let target = records.len() as u64;
         let cpu0 = process_cpu();
-        let task =
-            tokio::spawn(shopstream_processor::run_with_sink(pa, CountingSink::default(), rx));
+        let task = tokio::spawn(shopstream_processor::run_with_sink(
+            pa,
+            CountingSink::default(),
+            cancel.clone(),
+        ));
         // Stop once every record went through: the loop reports its totals when it returns.
         let watcher = {
             let bootstrap = bootstrap.clone();
@@ -306,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
             })
         };
         watcher.await?;
-        let _ = tx.send(true);
+        cancel.cancel();
         let stats = task.await??;
         let secs = match (stats.first_record, stats.last_commit) {
             (Some(a), Some(b)) => (b - a).as_secs_f64(),

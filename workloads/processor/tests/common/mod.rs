@@ -265,8 +265,11 @@ pub fn caught_up(group: &str, topic: &str, last: &BTreeMap<i32, i64>) -> bool {
 /// A dead-letter record as read back.
 #[derive(Debug, Clone)]
 pub struct Dead {
+    pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: HashMap<String, String>,
+    /// Header names in the order they were written.
+    pub header_names: Vec<String>,
 }
 
 /// Reads `count` records from the topic (from the start), or panics after the limit.
@@ -287,16 +290,23 @@ pub fn read_topic(topic: &str, count: usize, limit: Duration) -> Vec<Dead> {
         assert!(start.elapsed() < limit, "read {} of {count} records from {topic}", out.len());
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let mut headers = HashMap::new();
+            let mut header_names = Vec::new();
             if let Some(h) = m.headers() {
                 for i in 0..h.count() {
                     let hd = h.get(i);
+                    header_names.push(hd.key.to_string());
                     headers.insert(
                         hd.key.to_string(),
                         String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
                     );
                 }
             }
-            out.push(Dead { payload: m.payload().unwrap_or_default().to_vec(), headers });
+            out.push(Dead {
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+                header_names,
+            });
         }
     }
     // Nothing more may arrive.
