@@ -175,14 +175,7 @@ pub use shopstream_kafka::dead_letter as headers;
 /// Runs the processor until SIGTERM or Ctrl-C, then finishes the current batch, commits and
 /// returns.
 pub async fn run(args: ProcessArgs) -> anyhow::Result<()> {
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        shopstream_telemetry::shutdown_signal().await;
-        tracing::info!("shutdown requested: finishing the batch in hand, then stopping");
-        on_signal.cancel();
-    });
-    run_until(args, cancel).await
+    run_until(args, shopstream_telemetry::shutdown_on_signals()).await
 }
 
 /// Runs the processor until `cancel` fires.

@@ -5,7 +5,8 @@
 //! - [`serve`]: an HTTP server with `/metrics` (Prometheus text format of the given registry),
 //!   `/healthz` (the process is alive) and `/readyz` (200 once [`Health::set_ready`] was called
 //!   with `true`, 503 before and while not ready).
-//! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C, so a workload can flush and commit.
+//! - [`shutdown_signal`]: resolves on SIGTERM or Ctrl-C, so a workload can flush and commit;
+//!   [`shutdown_on_signals`]: the same as a cancellation token, for the workloads' loops.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -141,6 +142,19 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C (SIGINT): what the gate, sink and processor loops
+/// watch to finish the batch in hand and stop.
+pub fn shutdown_on_signals() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: finishing the batch in hand, then stopping");
+        t.cancel();
+    });
+    token
 }
 
 #[cfg(test)]
