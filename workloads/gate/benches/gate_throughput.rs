@@ -78,6 +78,31 @@ fn cpu_seconds() -> f64 {
     ticks / hz
 }
 
+/// CPU seconds used so far by the local services, by process name (`tansu`: the broker,
+/// `redis-server`), read from `/proc` (informational: the services run outside the pinning).
+fn service_cpu() -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else { continue };
+        let name = comm.trim();
+        if !matches!(name, "tansu" | "redis-server") {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
+        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        match out.iter_mut().find(|(n, _)| n == name) {
+            Some((_, t)) => *t += ticks / 100.0,
+            None => out.push((name.to_string(), ticks / 100.0)),
+        }
+    }
+    out
+}
+
 async fn publish(producer: &FutureProducer, topic: &str, n: usize) {
     let config =
         GeneratorConfig { seed: 99, users: 20_000, unknown_share: 0.1, ..Default::default() };
@@ -161,6 +186,7 @@ async fn bench(cpu: &str) {
     // Time from the end of the first batch (group join and start-up excluded, as for Python,
     // which starts its clock at its first record) to the last record.
     let (mut first, mut t_first, mut cpu_first) = (0u64, None::<Instant>, 0.0);
+    let mut services_first = Vec::new();
     let (t_end, cpu_end) = loop {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let done = Totals::get(&totals.records_in);
@@ -168,11 +194,19 @@ async fn bench(cpu: &str) {
             first = done;
             t_first = Some(Instant::now());
             cpu_first = cpu_seconds();
+            services_first = service_cpu();
         }
         if done >= n_rust as u64 {
             break (Instant::now(), cpu_seconds());
         }
     };
+    let services: Vec<String> = service_cpu()
+        .into_iter()
+        .map(|(name, end)| {
+            let start = services_first.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, s)| *s);
+            format!("{name} {:.2} s", end - start)
+        })
+        .collect();
     cancel.cancel();
     task.await.unwrap().unwrap();
     let processed = Totals::get(&totals.records_in);
@@ -198,6 +232,10 @@ async fn bench(cpu: &str) {
         .map(|(name, ns)| format!("{name} {:.0} ms", Totals::get(ns) as f64 / 1e6))
         .collect();
     println!("rust gate time per phase (whole run): {}", phases.join(", "));
+    println!(
+        "services' CPU over the same window (not pinned; the other core): {}",
+        services.join(", ")
+    );
     println!(
         "rust gate CPU: {rust_cpu:.2} s of CPU (all threads) -> {rust_cpu_rate:.0} sessions per CPU-second"
     );

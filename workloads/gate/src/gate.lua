@@ -122,7 +122,6 @@ for i = 1, n do
     if not counts[uid] then
       counts[uid] = 0
       count_users[#count_users + 1] = uid
-      pf_list[#pf_list + 1] = uid
     end
     counts[uid] = counts[uid] + 1
     writes[k] = writes[k] or {}
@@ -136,10 +135,14 @@ if bloom_type == 'none' then
   redis.call('BF.RESERVE', KEYS[1], ARGV[2], ARGV[3])
 end
 if #add_list > 0 then chunked('BF.MADD', KEYS[1], add_list, 1) end
-if #pf_list > 0 then chunked('PFADD', KEYS[2], pf_list, 1) end
+-- A user whose count starts now is new to the HyperLogLog too (both are written only here,
+-- in the same atomic call): adding the others again would change nothing, so skip them.
 for _, uid in ipairs(count_users) do
-  redis.call('HINCRBY', KEYS[3], uid, counts[uid])
+  if redis.call('HINCRBY', KEYS[3], uid, counts[uid]) == counts[uid] then
+    pf_list[#pf_list + 1] = uid
+  end
 end
+if #pf_list > 0 then chunked('PFADD', KEYS[2], pf_list, 1) end
 for k, list in pairs(writes) do
   chunked('HSET', KEYS[k], list, 2)
   if ttl > 0 then redis.call('EXPIRE', KEYS[k], ttl) end

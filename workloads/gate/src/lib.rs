@@ -46,12 +46,13 @@ use shopstream_kafka::{KafkaArgs, TopicSpec};
 use shopstream_schema::{SchemaError, Session, parse_record};
 use shopstream_telemetry::Health;
 use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::Backoff;
 use crate::outputs::{InRecord, OutRecord, Route, dead_letter, session_output};
 use crate::rules::{RuleConfig, Verdict, risk};
-use crate::state::{BatchItem, GateState, StateConfig};
+use crate::state::{BatchCall, BatchEncoder, BatchItem, Decision, GateState, StateConfig};
 
 /// Configuration of `shopstream gate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -317,7 +318,9 @@ pub struct Gate {
     rule: RuleConfig,
     consumer: Arc<StreamConsumer>,
     producer: FutureProducer,
-    state: GateState,
+    /// Taken by [`Gate::run`] for the task that talks to Redis.
+    state: Option<GateState>,
+    encoder: BatchEncoder,
     metrics: GateMetrics,
     totals: Arc<Totals>,
     ready: Health,
@@ -344,15 +347,104 @@ impl Plan {
     }
 }
 
-/// A batch whose outputs were sent but not yet acknowledged.
+/// A parsed record: the session's user id (its output key) or why it failed the schema.
+type Parsed = Result<String, Option<SchemaError>>;
+
+/// Redis's answer for a batch: `None` when the gate was cancelled while Redis was failing
+/// (nothing of the batch was recorded).
+type Decided = Option<Vec<Decision>>;
+
+/// A batch on its way through the pipeline, from Redis to the commit of its offsets.
 struct InFlight {
     batch: Vec<InRecord>,
-    plans: Vec<Plan>,
-    /// Resolves to the indices of outputs that failed (ascending), and the first error.
-    deliveries: tokio::task::JoinHandle<Failed<usize>>,
     started: Instant,
-    produce_started: Instant,
-    replayed: u64,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Parsed and handed to the Redis task; waiting for the verdicts.
+    Deciding { parsed: Vec<Parsed>, decisions: oneshot::Receiver<Decided> },
+    /// Outputs sent; waiting for the broker's acknowledgements.
+    Producing {
+        plans: Vec<Plan>,
+        /// Resolves to the indices of outputs that failed (ascending), and the first error.
+        deliveries: tokio::task::JoinHandle<Failed<usize>>,
+        produce_started: Instant,
+        replayed: u64,
+    },
+}
+
+/// What [`Gate::advance`] did with a batch.
+enum Advance {
+    /// The batch's outputs are sent (now or earlier).
+    Moved,
+    /// Redis has not answered yet.
+    Waiting,
+    /// Redis never will: the gate was cancelled while Redis was failing.
+    Cancelled,
+}
+
+/// One batch's script call for the Redis task, and where its verdicts go.
+struct RedisJob {
+    call: BatchCall,
+    reply: oneshot::Sender<Decided>,
+}
+
+/// The task that owns the Redis connection: runs the batches' script calls one after the
+/// other, in the order they were parsed (a batch's verdicts may depend on the users an earlier
+/// batch made known), retrying a failing Redis with backoff. Once cancelled during a retry it
+/// answers `None` to that job and every later one, so no batch is recorded after one that was
+/// not.
+fn spawn_redis_task(
+    mut state: GateState,
+    mut jobs: mpsc::UnboundedReceiver<RedisJob>,
+    backoff: Backoff,
+    obs: RedisObs,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stopped = false;
+        while let Some(job) = jobs.recv().await {
+            if stopped {
+                let _ = job.reply.send(None);
+                continue;
+            }
+            let started = Instant::now();
+            let mut backoff = backoff.clone();
+            let decided = loop {
+                match state.apply_prepared(&job.call).await {
+                    Ok(d) => break Some(d),
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt = backoff.attempts(), "redis batch failed; retrying");
+                        obs.retries.with_label_values(&["redis"]).inc();
+                        obs.ready.set_ready(false);
+                        if !backoff.wait(&cancel).await {
+                            stopped = true;
+                            break None;
+                        }
+                    }
+                }
+            };
+            record_phase(&obs.phase_seconds, &obs.totals, 2, started);
+            // The receiver is gone only when the gate stopped; nothing to tell then.
+            let _ = job.reply.send(decided);
+        }
+    })
+}
+
+/// What the Redis task reports to.
+struct RedisObs {
+    retries: IntCounterVec,
+    phase_seconds: prometheus::HistogramVec,
+    totals: Arc<Totals>,
+    ready: Health,
+}
+
+fn record_phase(hist: &prometheus::HistogramVec, totals: &Totals, i: usize, since: Instant) {
+    let d = since.elapsed();
+    hist.with_label_values(&[PHASES[i]]).observe(d.as_secs_f64());
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    totals.phase_nanos[i].fetch_add(nanos, Ordering::Relaxed);
 }
 
 impl std::fmt::Debug for Gate {
@@ -381,7 +473,8 @@ impl Gate {
             rule: args.rule(),
             consumer: Arc::new(consumer),
             producer,
-            state,
+            encoder: state.encoder(),
+            state: Some(state),
             metrics: GateMetrics::new(registry)?,
             totals: Arc::new(Totals::default()),
             ready: Health::new(),
@@ -400,12 +493,15 @@ impl Gate {
         self.ready.clone()
     }
 
-    /// Runs until `cancel` fires: then finishes the batch in hand (unless a service is down,
-    /// in which case the batch is left uncommitted for the next run), and returns.
+    /// Runs until `cancel` fires: then finishes the batches in hand (unless a service is
+    /// down, in which case they are left uncommitted for the next run), and returns.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), GateError> {
+        let Some(mut state) = self.state.take() else {
+            unreachable!("`run` consumes the gate, so the state is taken once")
+        };
         let mut backoff = self.args.backoff();
         loop {
-            match self.state.init().await {
+            match state.init().await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "redis not ready; retrying");
@@ -427,19 +523,50 @@ impl Gate {
             tracing::warn!(error = %e, "could not ensure the output topics");
         }
         self.consumer.subscribe(&[&self.args.input_topic])?;
+        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let obs = RedisObs {
+            retries: self.metrics.retries.clone(),
+            phase_seconds: self.metrics.phase_seconds.clone(),
+            totals: self.totals.clone(),
+            ready: self.ready.clone(),
+        };
+        let redis_task = spawn_redis_task(state, jobs_rx, self.args.backoff(), obs, cancel.clone());
         self.ready.set_ready(true);
         tracing::info!(topic = %self.args.input_topic, group = %self.args.group, "gate started");
 
+        // Batches in order: a batch is decided by Redis while the next ones are polled and
+        // parsed, and acknowledged while later ones are decided; commits stay in order.
         let depth = self.args.pipeline_depth;
         let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let mut backoff = self.args.backoff();
         let mut unfinished = false;
         'outer: loop {
+            // Verdicts arrive in order: send the outputs of every decided batch.
+            for f in inflight.iter_mut() {
+                match self.advance(f, false).await {
+                    Advance::Moved => {}
+                    Advance::Waiting => break,
+                    Advance::Cancelled => {
+                        unfinished = true;
+                        break 'outer;
+                    }
+                }
+            }
             // Finish (ack -> commit) batches in order: those whose deliveries are done, and the
             // oldest one whenever the pipeline is full.
-            while let Some(front) = inflight.front() {
-                if !(front.deliveries.is_finished() || inflight.len() >= depth) {
+            loop {
+                let full = inflight.len() >= depth;
+                let Some(front) = inflight.front_mut() else { break };
+                let acked = match &front.stage {
+                    Stage::Producing { deliveries, .. } => deliveries.is_finished(),
+                    Stage::Deciding { .. } => false,
+                };
+                if !(acked || full) {
                     break;
+                }
+                if let Advance::Cancelled = self.advance(front, true).await {
+                    unfinished = true;
+                    break 'outer;
                 }
                 let Some(f) = inflight.pop_front() else { break };
                 if !self.finish(f, &cancel).await {
@@ -451,7 +578,8 @@ impl Gate {
                 break;
             }
             let poll_started = Instant::now();
-            // With batches in flight, do not wait long for new records: their acks may be due.
+            // With batches in flight, do not wait long for new records: their verdicts or
+            // acks may be due.
             let first_wait =
                 if inflight.is_empty() { None } else { Some(Duration::from_millis(2)) };
             let poll = consume::BatchPoll {
@@ -471,17 +599,15 @@ impl Gate {
                 continue;
             }
             self.phase(0, poll_started);
-            match self.start(batch, &cancel).await {
-                Some(f) => inflight.push_back(f),
-                None => {
-                    unfinished = true;
-                    break;
-                }
-            }
+            inflight.push_back(self.start(batch, &jobs));
         }
         // Shutdown: finish what is in flight, in order (unless a service is down).
         if !unfinished {
-            while let Some(f) = inflight.pop_front() {
+            while let Some(mut f) = inflight.pop_front() {
+                if let Advance::Cancelled = self.advance(&mut f, true).await {
+                    unfinished = true;
+                    break;
+                }
                 if !self.finish(f, &cancel).await {
                     unfinished = true;
                     break;
@@ -493,6 +619,10 @@ impl Gate {
                 batches = inflight.len() + usize::from(unfinished),
                 "stopping with unfinished batches; they were not committed and will be re-read"
             );
+        }
+        drop(jobs);
+        if let Err(e) = redis_task.await {
+            tracing::error!(error = %e, "the redis task failed");
         }
         // Make the last asynchronous commits durable before leaving the group.
         if let Err(e) = consume::commit_offsets(
@@ -518,20 +648,15 @@ impl Gate {
         Ok(())
     }
 
-    /// Parses a batch, applies it to Redis and sends every output; the deliveries are awaited
-    /// by [`Gate::finish`]. `None` if cancelled while Redis was failing (nothing was sent).
-    async fn start(
-        &mut self,
-        batch: Vec<InRecord>,
-        cancel: &CancellationToken,
-    ) -> Option<InFlight> {
+    /// Parses a batch and hands its script call to the Redis task.
+    fn start(&self, batch: Vec<InRecord>, jobs: &mpsc::UnboundedSender<RedisJob>) -> InFlight {
         let started = Instant::now();
         // Borrowing parse: a well-formed record's strings are not copied (see
         // `shopstream_schema::parse_record`; same verdicts and errors as `parse_session`). Only
         // the few fields the gate needs are kept: a whole `Record` is over 1 KB, and a batch of
         // them cost more in memory traffic than the parse.
         let mut days: Vec<(chrono::NaiveDate, Arc<str>)> = Vec::new();
-        let parsed: Vec<Result<BatchItem<'_>, Option<SchemaError>>> = batch
+        let items: Vec<Result<BatchItem<'_>, Option<SchemaError>>> = batch
             .iter()
             .map(|r| {
                 let record = match &r.payload {
@@ -555,53 +680,42 @@ impl Gate {
                 Ok(BatchItem { session_id, user_id, risk, day })
             })
             .collect();
-        let items: Vec<&BatchItem<'_>> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let sessions: Vec<&BatchItem<'_>> = items.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let call = self.encoder.encode(&sessions);
+        drop(sessions);
+        let parsed: Vec<Parsed> =
+            items.into_iter().map(|p| p.map(|s| s.user_id.into_owned())).collect();
         self.phase(1, started);
+        let (reply, decisions) = oneshot::channel();
+        if jobs.send(RedisJob { call, reply }).is_err() {
+            // Only if the Redis task panicked; the batch then reads as cancelled.
+            tracing::error!("the redis task is gone");
+        }
+        InFlight { batch, started, stage: Stage::Deciding { parsed, decisions } }
+    }
 
-        let redis_started = Instant::now();
-        let mut backoff = self.args.backoff();
-        let decisions = loop {
-            match self.state.apply(&items).await {
-                Ok(d) => break d,
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt = backoff.attempts(), "redis batch failed; retrying");
-                    self.metrics.retries.with_label_values(&["redis"]).inc();
-                    self.ready.set_ready(false);
-                    if !backoff.wait(cancel).await {
-                        return None;
-                    }
-                }
+    /// Moves a batch on from `Deciding` once Redis answered (waiting for that if `wait`): builds
+    /// its plans and sends every output; the deliveries are awaited by [`Gate::finish`].
+    async fn advance(&self, f: &mut InFlight, wait: bool) -> Advance {
+        let Stage::Deciding { decisions, .. } = &mut f.stage else { return Advance::Moved };
+        let decided = if wait {
+            decisions.await.ok().flatten()
+        } else {
+            match decisions.try_recv() {
+                Ok(d) => d,
+                Err(oneshot::error::TryRecvError::Empty) => return Advance::Waiting,
+                Err(oneshot::error::TryRecvError::Closed) => None,
             }
         };
-        drop(items);
-        self.phase(2, redis_started);
-
-        let mut plans = Vec::with_capacity(batch.len());
-        let mut decision = decisions.iter();
-        let mut replayed = 0u64;
-        for p in parsed {
-            match p {
-                Ok(s) => {
-                    let Some(d) = decision.next() else { unreachable!("one decision per session") };
-                    replayed += u64::from(d.replayed);
-                    if !d.replayed {
-                        self.metrics.verdicts.with_label_values(&[d.verdict.reason()]).inc();
-                    }
-                    plans.push(Plan::Session {
-                        user_id: s.user_id.into_owned(),
-                        verdict: d.verdict,
-                    });
-                }
-                Err(e) => {
-                    let reason = e.as_ref().map_or(outputs::REASON_EMPTY, SchemaError::reason);
-                    self.metrics.records_failed.with_label_values(&[reason]).inc();
-                    plans.push(Plan::Dead(e));
-                }
-            }
-        }
-
+        let Some(decisions) = decided else { return Advance::Cancelled };
+        let placeholder = Stage::Deciding { parsed: Vec::new(), decisions: oneshot::channel().1 };
+        let Stage::Deciding { parsed, .. } = std::mem::replace(&mut f.stage, placeholder) else {
+            unreachable!("matched above")
+        };
+        let plans = self.plan(parsed, &decisions);
         let produce_started = Instant::now();
-        let outs = self.outputs(&batch, &plans);
+        let replayed = decisions.iter().map(|d| u64::from(d.replayed)).sum();
+        let outs = self.outputs(&f.batch, &plans);
         let (sent, failed_now) =
             produce::send_each(&self.producer, 0..outs.len(), |i| self.record(&outs[i])).await;
         drop(outs);
@@ -611,13 +725,40 @@ impl Gate {
             failed.items.sort_unstable();
             failed
         });
-        Some(InFlight { batch, plans, deliveries, started, produce_started, replayed })
+        f.stage = Stage::Producing { plans, deliveries, produce_started, replayed };
+        Advance::Moved
+    }
+
+    /// The plan of every record of a batch, from its parse and Redis's verdicts (counted in
+    /// the metrics here, once per batch).
+    fn plan(&self, parsed: Vec<Parsed>, decisions: &[Decision]) -> Vec<Plan> {
+        let mut decision = decisions.iter();
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(user_id) => {
+                    let Some(d) = decision.next() else { unreachable!("one decision per session") };
+                    if !d.replayed {
+                        self.metrics.verdicts.with_label_values(&[d.verdict.reason()]).inc();
+                    }
+                    Plan::Session { user_id, verdict: d.verdict }
+                }
+                Err(e) => {
+                    let reason = e.as_ref().map_or(outputs::REASON_EMPTY, SchemaError::reason);
+                    self.metrics.records_failed.with_label_values(&[reason]).inc();
+                    Plan::Dead(e)
+                }
+            })
+            .collect()
     }
 
     /// Waits for a batch's deliveries (re-sending failed ones with backoff), then commits its
     /// offsets. `false` if cancelled before every output was acknowledged (nothing committed).
     async fn finish(&mut self, f: InFlight, cancel: &CancellationToken) -> bool {
-        let failed = match f.deliveries.await {
+        let Stage::Producing { plans, deliveries, produce_started, replayed } = f.stage else {
+            unreachable!("`advance` runs before `finish`")
+        };
+        let failed = match deliveries.await {
             Ok(failed) => failed,
             Err(e) => Failed {
                 items: (0..f.batch.len()).collect(),
@@ -625,7 +766,7 @@ impl Gate {
             },
         };
         if !failed.is_empty() {
-            let outs = self.outputs(&f.batch, &f.plans);
+            let outs = self.outputs(&f.batch, &plans);
             self.on_produce_retry(&failed);
             if !self.args.backoff().wait(cancel).await
                 || !self.produce_all(&outs, &failed.items, cancel).await
@@ -633,7 +774,7 @@ impl Gate {
                 return false;
             }
         }
-        self.phase(3, f.produce_started);
+        self.phase(3, produce_started);
 
         let commit_started = Instant::now();
         for (p, o) in consume::next_offsets(&f.batch) {
@@ -657,7 +798,7 @@ impl Gate {
         self.ready.set_ready(true);
 
         let mut counts = [0u64; 3];
-        for plan in &f.plans {
+        for plan in &plans {
             counts[plan.route() as usize] += 1;
         }
         for (route, n) in [Route::Valid, Route::Suspicious, Route::DeadLetter].iter().zip(counts) {
@@ -665,13 +806,13 @@ impl Gate {
         }
         let n = f.batch.len() as u64;
         self.metrics.records_in.inc_by(n);
-        self.metrics.replayed.inc_by(f.replayed);
+        self.metrics.replayed.inc_by(replayed);
         self.metrics.batch_seconds.observe(f.started.elapsed().as_secs_f64());
         let t = &self.totals;
         t.valid.fetch_add(counts[Route::Valid as usize], Ordering::Relaxed);
         t.suspicious.fetch_add(counts[Route::Suspicious as usize], Ordering::Relaxed);
         t.dead_letter.fetch_add(counts[Route::DeadLetter as usize], Ordering::Relaxed);
-        t.replayed.fetch_add(f.replayed, Ordering::Relaxed);
+        t.replayed.fetch_add(replayed, Ordering::Relaxed);
         t.batches.fetch_add(1, Ordering::Relaxed);
         t.records_in.fetch_add(n, Ordering::Relaxed);
         true
@@ -693,10 +834,7 @@ impl Gate {
     }
 
     fn phase(&self, i: usize, since: Instant) {
-        let d = since.elapsed();
-        self.metrics.phase_seconds.with_label_values(&[PHASES[i]]).observe(d.as_secs_f64());
-        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.totals.phase_nanos[i].fetch_add(nanos, Ordering::Relaxed);
+        record_phase(&self.metrics.phase_seconds, &self.totals, i, since);
     }
 
     fn topic_of(&self, route: Route) -> &str {

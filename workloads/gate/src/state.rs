@@ -114,6 +114,90 @@ impl Keys {
     }
 }
 
+/// Builds the script call of a batch ahead of running it: the call owns its bytes, so the
+/// batch's records need not outlive it, and it can be handed to the task that talks to Redis
+/// (the gate parses the next batch while Redis decides this one).
+#[derive(Debug, Clone)]
+pub struct BatchEncoder {
+    keys: Keys,
+    hash: String,
+    config: StateConfig,
+}
+
+/// One batch's script call (`EVALSHA`), ready to run with [`GateState::apply_prepared`].
+#[derive(Debug, Clone)]
+pub struct BatchCall {
+    cmd: redis::Cmd,
+    sessions: usize,
+}
+
+impl BatchCall {
+    /// Sessions in the call.
+    pub fn sessions(&self) -> usize {
+        self.sessions
+    }
+}
+
+impl BatchEncoder {
+    /// The call that decides and records `items` (see the script's header for the layout).
+    pub fn encode(&self, items: &[&BatchItem<'_>]) -> BatchCall {
+        // Verdict hashes: one KEYS slot per distinct day, numbered from 4.
+        let mut days: Vec<&str> = Vec::with_capacity(4);
+        let mut slot = Vec::with_capacity(items.len());
+        for item in items {
+            let i = match days.iter().position(|d| *d == &*item.day) {
+                Some(i) => i,
+                None => {
+                    days.push(&item.day);
+                    days.len() - 1
+                }
+            };
+            slot.push(4 + i);
+        }
+        let id_bytes: usize = items.iter().map(|i| i.session_id.len() + i.user_id.len() + 24).sum();
+        let mut cmd = redis::Cmd::with_capacity(8 + days.len() + 4 * items.len(), 256 + id_bytes);
+        cmd.arg("EVALSHA").arg(&self.hash).arg(3 + days.len());
+        cmd.arg(&self.keys.bloom).arg(&self.keys.users).arg(&self.keys.sessions_per_user);
+        for day in &days {
+            cmd.arg(self.keys.verdicts(day));
+        }
+        cmd.arg(self.config.verdict_ttl.as_secs())
+            .arg(self.config.bloom_error_rate)
+            .arg(self.config.bloom_capacity)
+            .arg(items.len());
+        for (item, slot) in items.iter().zip(slot) {
+            cmd.arg(&*item.session_id)
+                .arg(&*item.user_id)
+                .arg(item.risk.map_or("", Risk::code))
+                .arg(slot);
+        }
+        BatchCall { cmd, sessions: items.len() }
+    }
+}
+
+/// The script's reply: one verdict per session, `=`-prefixed when it was recorded before.
+fn decode_reply(reply: &[String], sessions: usize) -> Result<Vec<Decision>, StateError> {
+    if reply.len() != sessions {
+        return Err(StateError::BadReply(format!(
+            "{} verdicts for {} sessions",
+            reply.len(),
+            sessions
+        )));
+    }
+    reply
+        .iter()
+        .map(|v| {
+            let (replayed, code) = match v.strip_prefix('=') {
+                Some(rest) => (true, rest),
+                None => (false, v.as_str()),
+            };
+            Verdict::decode(code)
+                .map(|verdict| Decision { verdict, replayed })
+                .ok_or_else(|| StateError::BadReply(v.clone()))
+        })
+        .collect()
+}
+
 /// A connection to the gate's state.
 pub struct GateState {
     client: Client,
@@ -200,59 +284,42 @@ impl GateState {
 
     /// Decides and records one batch atomically; returns one decision per item, in order.
     pub async fn apply(&mut self, items: &[&BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
-        if items.is_empty() {
+        let call = self.encoder().encode(items);
+        self.apply_prepared(&call).await
+    }
+
+    /// What builds this state's script calls (cheap to clone; for another task).
+    pub fn encoder(&self) -> BatchEncoder {
+        BatchEncoder {
+            keys: self.keys.clone(),
+            hash: self.script.get_hash().to_string(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// Runs a script call built by [`BatchEncoder::encode`] (loading the script if Redis lost
+    /// it); one decision per session, in order.
+    pub async fn apply_prepared(&mut self, call: &BatchCall) -> Result<Vec<Decision>, StateError> {
+        if call.sessions == 0 {
             return Ok(Vec::new());
         }
-        let r = self.apply_inner(items).await;
+        let r = self.apply_inner(call).await;
         self.on_error(r)
     }
 
-    async fn apply_inner(&mut self, items: &[&BatchItem<'_>]) -> Result<Vec<Decision>, StateError> {
-        let mut day_index: HashMap<&str, usize> = HashMap::with_capacity(4);
+    async fn apply_inner(&mut self, call: &BatchCall) -> Result<Vec<Decision>, StateError> {
         let script = self.script.clone();
-        let keys = &self.keys;
-        let mut invocation = script.prepare_invoke();
-        invocation.key(&keys.bloom).key(&keys.users).key(&keys.sessions_per_user);
-        for item in items {
-            let next = 4 + day_index.len();
-            if let std::collections::hash_map::Entry::Vacant(e) = day_index.entry(&*item.day) {
-                e.insert(next);
-                invocation.key(keys.verdicts(&item.day));
-            }
-        }
-        invocation
-            .arg(self.config.verdict_ttl.as_secs())
-            .arg(self.config.bloom_error_rate)
-            .arg(self.config.bloom_capacity)
-            .arg(items.len());
-        for item in items {
-            invocation
-                .arg(&*item.session_id)
-                .arg(&*item.user_id)
-                .arg(item.risk.map_or("", Risk::code))
-                .arg(day_index[&*item.day]);
-        }
         let con = self.con().await?;
-        let reply: Vec<String> = invocation.invoke_async(con).await?;
-        if reply.len() != items.len() {
-            return Err(StateError::BadReply(format!(
-                "{} verdicts for {} sessions",
-                reply.len(),
-                items.len()
-            )));
-        }
-        reply
-            .iter()
-            .map(|v| {
-                let (replayed, code) = match v.strip_prefix('=') {
-                    Some(rest) => (true, rest),
-                    None => (false, v.as_str()),
-                };
-                Verdict::decode(code)
-                    .map(|verdict| Decision { verdict, replayed })
-                    .ok_or_else(|| StateError::BadReply(v.clone()))
-            })
-            .collect()
+        let reply: Vec<String> = match call.cmd.query_async(con).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                // Redis restarted (or flushed its scripts) since `init`.
+                script.load_async(con).await?;
+                call.cmd.query_async(con).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        decode_reply(&reply, call.sessions)
     }
 
     /// The HyperLogLog's estimate of unique users.
@@ -269,5 +336,76 @@ impl GateState {
         let r = async { Ok(redis::cmd("HGETALL").arg(&key).query_async(self.con().await?).await?) }
             .await;
         self.on_error(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn args(call: &BatchCall) -> Vec<String> {
+        call.cmd
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                _ => "<not a plain argument>".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_call_numbers_one_verdict_key_per_day_in_first_seen_order() {
+        let config = StateConfig {
+            prefix: "p".into(),
+            bloom_error_rate: 0.01,
+            bloom_capacity: 1000,
+            verdict_ttl: Duration::from_secs(60),
+        };
+        let state = GateState::new("redis://127.0.0.1:1", config).unwrap();
+        let (d1, d2): (Arc<str>, Arc<str>) = ("2026-11-02".into(), "2026-11-01".into());
+        let item = |s: &'static str, u: &'static str, risk, day: &Arc<str>| BatchItem {
+            session_id: s.into(),
+            user_id: u.into(),
+            risk,
+            day: day.clone(),
+        };
+        let items = [
+            item("s1", "u1", None, &d1),
+            item("s2", "u2", Some(Risk::UnknownDevice), &d2),
+            item("s3", "u1", None, &d1),
+        ];
+        let refs: Vec<&BatchItem<'_>> = items.iter().collect();
+        let call = state.encoder().encode(&refs);
+        assert_eq!(call.sessions(), 3);
+        let hash = Script::new(SCRIPT).get_hash().to_string();
+        let device = Risk::UnknownDevice.code();
+        #[rustfmt::skip]
+        let want = [
+            "EVALSHA", &hash, "5",
+            "{p}:bloom", "{p}:users", "{p}:sessions-per-user",
+            "{p}:verdicts:2026-11-02", "{p}:verdicts:2026-11-01",
+            "60", "0.01", "1000", "3",
+            "s1", "u1", "", "4",
+            "s2", "u2", device, "5",
+            "s3", "u1", "", "4",
+        ];
+        assert_eq!(args(&call), want);
+        assert_eq!(state.encoder().encode(&[]).sessions(), 0);
+    }
+
+    #[test]
+    fn replies_decode_in_order_and_bad_ones_are_errors() {
+        let v = |s: &str| s.to_string();
+        let d = decode_reply(&[v("v"), v("=v")], 2).unwrap();
+        assert_eq!(
+            d,
+            [
+                Decision { verdict: Verdict::Valid, replayed: false },
+                Decision { verdict: Verdict::Valid, replayed: true }
+            ]
+        );
+        assert!(matches!(decode_reply(&[v("v")], 2), Err(StateError::BadReply(_))));
+        assert!(matches!(decode_reply(&[v("?")], 1), Err(StateError::BadReply(_))));
     }
 }
