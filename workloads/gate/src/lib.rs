@@ -347,6 +347,9 @@ impl Plan {
     }
 }
 
+/// Records parsed (or outputs sent) between two yields to the other tasks on the thread.
+const YIELD_EVERY: usize = 500;
+
 /// A parsed record: the session's user id (its output key) or why it failed the schema.
 type Parsed = Result<String, Option<SchemaError>>;
 
@@ -599,7 +602,7 @@ impl Gate {
                 continue;
             }
             self.phase(0, poll_started);
-            inflight.push_back(self.start(batch, &jobs));
+            inflight.push_back(self.start(batch, &jobs).await);
         }
         // Shutdown: finish what is in flight, in order (unless a service is down).
         if !unfinished {
@@ -648,38 +651,28 @@ impl Gate {
         Ok(())
     }
 
-    /// Parses a batch and hands its script call to the Redis task.
-    fn start(&self, batch: Vec<InRecord>, jobs: &mpsc::UnboundedSender<RedisJob>) -> InFlight {
+    /// Parses a batch and hands its script call to the Redis task. Yields to the other tasks
+    /// every [`YIELD_EVERY`] records, so that the Redis task, sharing the thread, can take its
+    /// reply and send the next call without waiting for the whole batch.
+    async fn start(
+        &self,
+        batch: Vec<InRecord>,
+        jobs: &mpsc::UnboundedSender<RedisJob>,
+    ) -> InFlight {
         let started = Instant::now();
         // Borrowing parse: a well-formed record's strings are not copied (see
         // `shopstream_schema::parse_record`; same verdicts and errors as `parse_session`). Only
         // the few fields the gate needs are kept: a whole `Record` is over 1 KB, and a batch of
         // them cost more in memory traffic than the parse.
         let mut days: Vec<(chrono::NaiveDate, Arc<str>)> = Vec::new();
-        let items: Vec<Result<BatchItem<'_>, Option<SchemaError>>> = batch
-            .iter()
-            .map(|r| {
-                let record = match &r.payload {
-                    Some(p) => parse_record(p).map_err(Some)?,
-                    None => return Err(None),
-                };
-                let (risk, date) = {
-                    let view = record.view();
-                    (risk(&view, &self.rule), view.timestamp.date())
-                };
-                // A batch spans few days: format each day once, not once per session.
-                let day = match days.iter().find(|(d, _)| *d == date) {
-                    Some((_, text)) => text.clone(),
-                    None => {
-                        let text: Arc<str> = date.to_string().into();
-                        days.push((date, text.clone()));
-                        text
-                    }
-                };
-                let (session_id, user_id) = record.into_ids();
-                Ok(BatchItem { session_id, user_id, risk, day })
-            })
-            .collect();
+        let mut items: Vec<Result<BatchItem<'_>, Option<SchemaError>>> =
+            Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(YIELD_EVERY) {
+            for r in chunk {
+                items.push(self.parse(r, &mut days));
+            }
+            tokio::task::yield_now().await;
+        }
         let sessions: Vec<&BatchItem<'_>> = items.iter().filter_map(|p| p.as_ref().ok()).collect();
         let call = self.encoder.encode(&sessions);
         drop(sessions);
@@ -692,6 +685,33 @@ impl Gate {
             tracing::error!("the redis task is gone");
         }
         InFlight { batch, started, stage: Stage::Deciding { parsed, decisions } }
+    }
+
+    /// The gate's view of one record: ids, risk and day (`days` keeps each day's text once).
+    fn parse<'a>(
+        &self,
+        r: &'a InRecord,
+        days: &mut Vec<(chrono::NaiveDate, Arc<str>)>,
+    ) -> Result<BatchItem<'a>, Option<SchemaError>> {
+        let record = match &r.payload {
+            Some(p) => parse_record(p).map_err(Some)?,
+            None => return Err(None),
+        };
+        let (risk, date) = {
+            let view = record.view();
+            (risk(&view, &self.rule), view.timestamp.date())
+        };
+        // A batch spans few days: format each day once, not once per session.
+        let day = match days.iter().find(|(d, _)| *d == date) {
+            Some((_, text)) => text.clone(),
+            None => {
+                let text: Arc<str> = date.to_string().into();
+                days.push((date, text.clone()));
+                text
+            }
+        };
+        let (session_id, user_id) = record.into_ids();
+        Ok(BatchItem { session_id, user_id, risk, day })
     }
 
     /// Moves a batch on from `Deciding` once Redis answered (waiting for that if `wait`): builds

@@ -30,6 +30,9 @@ pub struct RecordRef<'a> {
     pub headers: &'a [(&'static str, String)],
 }
 
+/// Records [`send_each`] hands over between two yields to the other tasks on the thread.
+const YIELD_EVERY: usize = 500;
+
 /// How long to wait before offering a record again while the producer's queue is full.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(2);
 
@@ -84,7 +87,8 @@ impl<T> Failed<T> {
     }
 }
 
-/// Sends the record of every item (`record` says what it is); the items that could not even
+/// Sends the record of every item (`record` says what it is), yielding to the other tasks of
+/// the thread every few hundred records; the items that could not even
 /// be handed to the producer are in the returned [`Failed`], the rest come with their
 /// delivery future, for [`await_deliveries`].
 pub async fn send_each<'a, T: Copy>(
@@ -95,10 +99,14 @@ pub async fn send_each<'a, T: Copy>(
     let items = items.into_iter();
     let mut sent = Vec::with_capacity(items.size_hint().0);
     let mut failed = Failed { items: Vec::new(), first_error: None };
-    for item in items {
+    for (i, item) in items.enumerate() {
         match send(producer, record(item)).await {
             Ok(f) => sent.push((item, f)),
             Err(e) => failed.push(item, || e.to_string()),
+        }
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            // Let the other tasks of the thread run (e.g. one waiting for a Redis reply).
+            tokio::task::yield_now().await;
         }
     }
     (sent, failed)
