@@ -40,8 +40,8 @@ use anyhow::Context as _;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
-use shopstream_kafka::produce::{self, Failed, RecordRef};
+use rdkafka::producer::Producer;
+use shopstream_kafka::produce::{self, AckProducer, Acks, Failed, RecordRef};
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use shopstream_schema::{SchemaError, Session, parse_record};
 use shopstream_telemetry::Health;
@@ -317,7 +317,7 @@ pub struct Gate {
     args: GateArgs,
     rule: RuleConfig,
     consumer: Arc<StreamConsumer>,
-    producer: FutureProducer,
+    producer: AckProducer,
     /// Taken by [`Gate::run`] for the task that talks to Redis.
     state: Option<GateState>,
     encoder: BatchEncoder,
@@ -370,8 +370,8 @@ enum Stage {
     /// Outputs sent; waiting for the broker's acknowledgements.
     Producing {
         plans: Vec<Plan>,
-        /// Resolves to the indices of outputs that failed (ascending), and the first error.
-        deliveries: tokio::task::JoinHandle<Failed<usize>>,
+        /// The delivery reports of the outputs (by position).
+        acks: Acks<usize>,
         produce_started: Instant,
         replayed: u64,
     },
@@ -462,7 +462,7 @@ impl Gate {
     pub fn new(args: GateArgs, registry: &Registry) -> Result<Gate, GateError> {
         args.validate()?;
         let consumer = args.kafka.consumer(&args.group, "shopstream-gate")?;
-        let producer = args.kafka.producer("shopstream-gate")?;
+        let producer = args.kafka.ack_producer("shopstream-gate")?;
         let state = GateState::new(
             &args.redis_url,
             StateConfig {
@@ -561,7 +561,7 @@ impl Gate {
                 let full = inflight.len() >= depth;
                 let Some(front) = inflight.front_mut() else { break };
                 let acked = match &front.stage {
-                    Stage::Producing { deliveries, .. } => deliveries.is_finished(),
+                    Stage::Producing { acks, .. } => acks.is_done(),
                     Stage::Deciding { .. } => false,
                 };
                 if !(acked || full) {
@@ -736,16 +736,10 @@ impl Gate {
         let produce_started = Instant::now();
         let replayed = decisions.iter().map(|d| u64::from(d.replayed)).sum();
         let outs = self.outputs(&f.batch, &plans);
-        let (sent, failed_now) =
-            produce::send_each(&self.producer, 0..outs.len(), |i| self.record(&outs[i])).await;
+        let acks =
+            produce::send_counted(&self.producer, 0..outs.len(), |i| self.record(&outs[i])).await;
         drop(outs);
-        let deliveries = tokio::spawn(async move {
-            let mut failed = failed_now;
-            produce::await_deliveries(sent, &mut failed).await;
-            failed.items.sort_unstable();
-            failed
-        });
-        f.stage = Stage::Producing { plans, deliveries, produce_started, replayed };
+        f.stage = Stage::Producing { plans, acks, produce_started, replayed };
         Advance::Moved
     }
 
@@ -775,16 +769,10 @@ impl Gate {
     /// Waits for a batch's deliveries (re-sending failed ones with backoff), then commits its
     /// offsets. `false` if cancelled before every output was acknowledged (nothing committed).
     async fn finish(&mut self, f: InFlight, cancel: &CancellationToken) -> bool {
-        let Stage::Producing { plans, deliveries, produce_started, replayed } = f.stage else {
+        let Stage::Producing { plans, acks, produce_started, replayed } = f.stage else {
             unreachable!("`advance` runs before `finish`")
         };
-        let failed = match deliveries.await {
-            Ok(failed) => failed,
-            Err(e) => Failed {
-                items: (0..f.batch.len()).collect(),
-                first_error: Some(format!("delivery task failed: {e}")),
-            },
-        };
+        let failed = acks.wait().await;
         if !failed.is_empty() {
             let outs = self.outputs(&f.batch, &plans);
             self.on_produce_retry(&failed);
@@ -896,7 +884,7 @@ impl Gate {
         let record = |i: usize| self.record(&outs[i]);
         let backoff = self.args.backoff();
         let indices = indices.iter().copied();
-        produce::send_all_acked(&self.producer, indices, record, backoff, cancel, |failed| {
+        produce::send_all_counted(&self.producer, indices, record, backoff, cancel, |failed| {
             self.on_produce_retry(failed)
         })
         .await

@@ -185,6 +185,14 @@ impl KafkaArgs {
         self.producer_config(client_id).create().map_err(|e| self.client_error(e))
     }
 
+    /// A producer like [`KafkaArgs::producer`] (same configuration and guarantees) whose
+    /// delivery reports are counted per batch: see [`produce::AckProducer`].
+    pub fn ack_producer(&self, client_id: &str) -> Result<produce::AckProducer, Error> {
+        self.producer_config(client_id)
+            .create_with_context(produce::AckContext)
+            .map_err(|e| self.client_error(e))
+    }
+
     /// The configuration of [`KafkaArgs::producer`].
     pub fn producer_config(&self, client_id: &str) -> ClientConfig {
         let mut config = self.client_config(client_id);

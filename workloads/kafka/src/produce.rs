@@ -6,13 +6,26 @@
 //! [`send_all_acked`] does both for a whole set, re-sending what failed with [`Backoff`] until
 //! every record is acknowledged (or the caller cancels). A workload commits its input offsets
 //! only after that, so nothing it read is lost when the broker has a bad moment.
+//!
+//! Two producers do this. A [`FutureProducer`] gives one future per record (a channel, a boxed
+//! sender and a wake-up each). An [`AckProducer`] counts a whole batch's acknowledgements in
+//! its context instead ([`send_counted`], [`Acks`]): one small box and one atomic decrement
+//! per record, one wake-up per batch. The gate, which produces every record it reads, uses
+//! the latter ([`send_all_counted`] is its [`send_all_acked`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::ClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{
+    BaseRecord, DeliveryFuture, DeliveryResult, FutureProducer, FutureRecord, ProducerContext,
+    ThreadedProducer,
+};
 use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::Backoff;
@@ -42,10 +55,7 @@ pub async fn send(
     producer: &FutureProducer,
     record: RecordRef<'_>,
 ) -> Result<DeliveryFuture, KafkaError> {
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-    for (k, v) in record.headers {
-        headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
-    }
+    let headers = headers(&record);
     let mut out: FutureRecord<'_, [u8], [u8]> =
         FutureRecord::to(record.topic).payload(record.payload).headers(headers);
     if let Some(k) = record.key {
@@ -61,6 +71,14 @@ pub async fn send(
             Err((e, _)) => return Err(e),
         }
     }
+}
+
+fn headers(record: &RecordRef<'_>) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    for (k, v) in record.headers {
+        headers = headers.insert(Header { key: k, value: Some(v.as_bytes()) });
+    }
+    headers
 }
 
 /// Records that were not acknowledged, and why the first of them failed.
@@ -133,14 +151,47 @@ pub async fn send_all_acked<'a, T: Copy>(
     producer: &FutureProducer,
     items: impl IntoIterator<Item = T>,
     record: impl Fn(T) -> RecordRef<'a>,
+    backoff: Backoff,
+    cancel: &CancellationToken,
+    on_retry: impl FnMut(&Failed<T>),
+) -> bool {
+    let record = &record;
+    let round = move |pending: Vec<T>| async move {
+        let (sent, mut failed) = send_each(producer, pending, record).await;
+        await_deliveries(sent, &mut failed).await;
+        failed
+    };
+    until_acked(items, round, backoff, cancel, on_retry).await
+}
+
+/// [`send_all_acked`] for an [`AckProducer`].
+pub async fn send_all_counted<'a, T: Copy>(
+    producer: &AckProducer,
+    items: impl IntoIterator<Item = T>,
+    record: impl Fn(T) -> RecordRef<'a>,
+    backoff: Backoff,
+    cancel: &CancellationToken,
+    on_retry: impl FnMut(&Failed<T>),
+) -> bool {
+    let record = &record;
+    let round = move |pending: Vec<T>| async move {
+        send_counted(producer, pending, record).await.wait().await
+    };
+    until_acked(items, round, backoff, cancel, on_retry).await
+}
+
+/// Runs `round` (send, then wait for the reports) on the items until none fails, with
+/// `backoff` between rounds; `false` if cancelled first.
+async fn until_acked<T, R: Future<Output = Failed<T>>>(
+    items: impl IntoIterator<Item = T>,
+    mut round: impl FnMut(Vec<T>) -> R,
     mut backoff: Backoff,
     cancel: &CancellationToken,
     mut on_retry: impl FnMut(&Failed<T>),
 ) -> bool {
     let mut pending: Vec<T> = items.into_iter().collect();
     loop {
-        let (sent, mut failed) = send_each(producer, pending.iter().copied(), &record).await;
-        await_deliveries(sent, &mut failed).await;
+        let failed = round(pending).await;
         if failed.is_empty() {
             return true;
         }
@@ -148,6 +199,140 @@ pub async fn send_all_acked<'a, T: Copy>(
         pending = failed.items;
         if !backoff.wait(cancel).await {
             return false;
+        }
+    }
+}
+
+/// A producer whose delivery reports are counted per batch by its context (see the module
+/// docs); made by [`crate::KafkaArgs::ack_producer`]. Its own thread polls librdkafka.
+pub type AckProducer = ThreadedProducer<AckContext>;
+
+/// The context of an [`AckProducer`]: every delivery report counts towards its batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Box<Ack>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Box<Ack>) {
+        if let Err((e, _)) = result {
+            ack.batch.fail(ack.item, || e.to_string());
+        }
+        ack.batch.done_one();
+    }
+}
+
+/// What a record sent by [`send_counted`] carries to its delivery report.
+#[derive(Debug)]
+pub struct Ack {
+    batch: Arc<AckState>,
+    item: usize,
+}
+
+#[derive(Debug)]
+struct AckState {
+    /// Records not yet reported, plus one while the batch is still being sent.
+    pending: AtomicUsize,
+    /// Positions of the records that failed, and the first error.
+    failed: Mutex<Failed<usize>>,
+    done: Notify,
+}
+
+impl AckState {
+    fn fail(&self, item: usize, error: impl FnOnce() -> String) {
+        // A poisoned lock only means another report panicked; the list is still sound.
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        failed.push(item, error);
+    }
+
+    fn done_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // `notify_one` keeps the wake-up if nobody waits yet.
+            self.done.notify_one();
+        }
+    }
+}
+
+/// The delivery reports of a batch sent with [`send_counted`].
+#[derive(Debug)]
+pub struct Acks<T> {
+    items: Vec<T>,
+    state: Arc<AckState>,
+}
+
+impl<T: Copy> Acks<T> {
+    /// Every record of the batch has its delivery report.
+    pub fn is_done(&self) -> bool {
+        self.state.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Waits for every delivery report; the items whose record was not acknowledged (or could
+    /// not be handed to the producer), in the order they were sent.
+    pub async fn wait(self) -> Failed<T> {
+        while !self.is_done() {
+            self.state.done.notified().await;
+        }
+        let mut failed = self.state.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut positions = std::mem::take(&mut failed.items);
+        positions.sort_unstable();
+        Failed {
+            items: positions.into_iter().map(|i| self.items[i]).collect(),
+            first_error: failed.first_error.take(),
+        }
+    }
+}
+
+/// Hands the record of every item to an [`AckProducer`] (waiting while its queue is full, and
+/// yielding to the other tasks every few hundred records); [`Acks::wait`] then gives the
+/// items that were not acknowledged.
+pub async fn send_counted<'a, T: Copy>(
+    producer: &AckProducer,
+    items: impl IntoIterator<Item = T>,
+    record: impl Fn(T) -> RecordRef<'a>,
+) -> Acks<T> {
+    let items: Vec<T> = items.into_iter().collect();
+    let state = Arc::new(AckState {
+        pending: AtomicUsize::new(1),
+        failed: Mutex::new(Failed::default()),
+        done: Notify::new(),
+    });
+    for (i, item) in items.iter().enumerate() {
+        state.pending.fetch_add(1, Ordering::AcqRel);
+        let ack = Box::new(Ack { batch: state.clone(), item: i });
+        if let Err(e) = send_base(producer, record(*item), ack).await {
+            state.fail(i, || e.to_string());
+            state.done_one();
+        }
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Release the hold that kept the count above zero while sending.
+    state.done_one();
+    Acks { items, state }
+}
+
+async fn send_base(
+    producer: &AckProducer,
+    record: RecordRef<'_>,
+    ack: Box<Ack>,
+) -> Result<(), KafkaError> {
+    let headers = headers(&record);
+    let mut out: BaseRecord<'_, [u8], [u8], Box<Ack>> =
+        BaseRecord::with_opaque_to(record.topic, ack).payload(record.payload).headers(headers);
+    if let Some(k) = record.key {
+        out = out.key(k);
+    }
+    loop {
+        match producer.send(out) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                out = back;
+                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+            }
+            Err((e, _)) => return Err(e),
         }
     }
 }
