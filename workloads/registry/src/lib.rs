@@ -320,8 +320,8 @@ impl Registry {
     /// then the document that references them is inserted. Readers only find a model through
     /// its document, so a version is either fully visible or not at all. When the insert is
     /// refused (e.g. a duplicate `(name, version)`), the blob is deleted again; only when that
-    /// clean-up itself fails, or the insert's outcome is unknown (a network error after
-    /// sending), an unreferenced blob can remain: harmless, and never read.
+    /// clean-up itself fails, or the insert's outcome is not certain (network or write-concern
+    /// error), an unreferenced blob can remain: harmless, and never read.
     pub async fn insert(&self, entry: &ModelEntry) -> Result<(), RegistryError> {
         let encoded = blob::encode(&entry.model).map_err(RegistryError::Compress)?;
         let file_id = ObjectId::new();
@@ -492,12 +492,11 @@ fn to_i64(n: u64) -> Result<i64, RegistryError> {
     i64::try_from(n).map_err(|_| RegistryError::Malformed(format!("length {n} exceeds i64")))
 }
 
-/// The server answered and refused the write, so it certainly did not happen.
+/// The server refused the document itself (duplicate key, validation), so it was certainly not
+/// written. Write-concern errors (the write may have been applied) and network errors (outcome
+/// unknown) do not count: deleting the blob then could leave a document without its bytes.
 fn is_refused(e: &mongodb::error::Error) -> bool {
-    matches!(
-        e.kind.as_ref(),
-        ErrorKind::Write(_) | ErrorKind::Command(_) | ErrorKind::InsertMany(_)
-    )
+    matches!(e.kind.as_ref(), ErrorKind::Write(mongodb::error::WriteFailure::WriteError(_)))
 }
 
 /// Converts a chrono timestamp to a BSON date.
