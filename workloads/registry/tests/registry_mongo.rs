@@ -159,27 +159,19 @@ async fn concurrent_version_allocation_is_gapless_and_unique() {
     db.drop().await.unwrap();
 }
 
+/// Every document of a collection.
+async fn all(db: &mongodb::Database, collection: &str) -> Vec<bson::Document> {
+    let found = db.collection::<bson::Document>(collection).find(doc! {}).await.unwrap();
+    found.try_collect().await.unwrap()
+}
+
 async fn blob_file_ids(db: &mongodb::Database) -> std::collections::BTreeSet<String> {
-    let files: Vec<bson::Document> = db
-        .collection::<bson::Document>("model_blobs.files")
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let files = all(db, "model_blobs.files").await;
     files.iter().map(|f| f.get_object_id("_id").unwrap().to_hex()).collect()
 }
 
 async fn referenced_file_ids(db: &mongodb::Database) -> std::collections::BTreeSet<String> {
-    let docs: Vec<bson::Document> = db
-        .collection::<bson::Document>("model_registry")
-        .find(doc! {})
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let docs = all(db, "model_registry").await;
     docs.iter()
         .map(|d| d.get_document("blob").unwrap().get_object_id("fileId").unwrap().to_hex())
         .collect()
