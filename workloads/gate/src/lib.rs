@@ -717,7 +717,7 @@ impl Gate {
     /// Moves a batch on from `Deciding` once Redis answered (waiting for that if `wait`): builds
     /// its plans and sends every output; the deliveries are awaited by [`Gate::finish`].
     async fn advance(&self, f: &mut InFlight, wait: bool) -> Advance {
-        let Stage::Deciding { decisions, .. } = &mut f.stage else { return Advance::Moved };
+        let Stage::Deciding { decisions, parsed } = &mut f.stage else { return Advance::Moved };
         let decided = if wait {
             decisions.await.ok().flatten()
         } else {
@@ -728,11 +728,8 @@ impl Gate {
             }
         };
         let Some(decisions) = decided else { return Advance::Cancelled };
-        let placeholder = Stage::Deciding { parsed: Vec::new(), decisions: oneshot::channel().1 };
-        let Stage::Deciding { parsed, .. } = std::mem::replace(&mut f.stage, placeholder) else {
-            unreachable!("matched above")
-        };
-        let plans = self.plan(parsed, &decisions);
+        // The stage is replaced below, before anything can look at the batch again.
+        let plans = self.plan(std::mem::take(parsed), &decisions);
         let produce_started = Instant::now();
         let replayed = decisions.iter().map(|d| u64::from(d.replayed)).sum();
         let outs = self.outputs(&f.batch, &plans);

@@ -61,11 +61,24 @@ pub async fn send(
     if let Some(k) = record.key {
         out = out.key(k);
     }
+    // rdkafka's own shape: a refused record comes back with the error (rdkafka allows the
+    // lint on these methods too).
+    #[allow(clippy::result_large_err)]
+    let try_send = |r| producer.send_result(r);
+    offer(out, try_send).await
+}
+
+/// Offers `record` to a producer with `try_send`, pausing while the producer's queue is full
+/// (the record comes back to be offered again); any other refusal is the error.
+async fn offer<R, T>(
+    mut record: R,
+    mut try_send: impl FnMut(R) -> Result<T, (KafkaError, R)>,
+) -> Result<T, KafkaError> {
     loop {
-        match producer.send_result(out) {
-            Ok(f) => return Ok(f),
+        match try_send(record) {
+            Ok(sent) => return Ok(sent),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                out = back;
+                record = back;
                 tokio::time::sleep(QUEUE_FULL_PAUSE).await;
             }
             Err((e, _)) => return Err(e),
@@ -325,14 +338,9 @@ async fn send_base(
     if let Some(k) = record.key {
         out = out.key(k);
     }
-    loop {
-        match producer.send(out) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                out = back;
-                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
+    // rdkafka's own shape: a refused record comes back with the error (rdkafka allows the
+    // lint on these methods too).
+    #[allow(clippy::result_large_err)]
+    let try_send = |r| producer.send(r);
+    offer(out, try_send).await
 }
