@@ -8,8 +8,12 @@
 //! ```
 //!
 //! The binary re-executes itself under `taskset -c 1`, so the Rust gate (its async thread and
-//! librdkafka's threads) and the Python loop each get one and the same core; the broker and
-//! Redis run outside that pinning (they are shared services and are not re-pinned here).
+//! librdkafka's threads) and the Python loop each get one and the same core. For the duration
+//! of the run the broker and Redis (every thread of the local `tansu` and `redis-server`
+//! processes) are pinned to the other cores and given back their affinity afterwards, so that
+//! "one core" means a core of the gate's own, as in production where the services run on
+//! other machines; without that the scheduler moves broker threads onto the gate's core
+//! (`GATE_BENCH_PIN_SERVICES=0` leaves them alone).
 //!
 //! Two figures per side: the wall-clock rate (records / seconds from the end of the first batch
 //! to the last record) and the rate per CPU-second (records / CPU time of the process, all its
@@ -17,7 +21,8 @@
 //! shared, loaded machine the wall-clock rate shows how much of the core the gate got; the
 //! per-CPU-second rate is what the gate would do with the core to itself. Knobs: `GATE_BENCH_RECORDS` (Rust, default 150000),
 //! `GATE_BENCH_PY_RECORDS` (Python, default 15000), `GATE_BENCH_CPU` (default 1),
-//! `GATE_BENCH_MAX_BATCH` (the gate's `--max-batch`, default 5000).
+//! `GATE_BENCH_MAX_BATCH` (the gate's `--max-batch`, default 5000), `GATE_BENCH_PIN_SERVICES`
+//! (default 1).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -78,26 +83,109 @@ fn cpu_seconds() -> f64 {
     ticks / hz
 }
 
-/// CPU seconds used so far by the local services, by process name (`tansu`: the broker,
-/// `redis-server`), read from `/proc` (informational: the services run outside the pinning).
-fn service_cpu() -> Vec<(String, f64)> {
-    let mut out: Vec<(String, f64)> = Vec::new();
+/// The local services' processes (`tansu`: the broker, `redis-server`): pid and name.
+fn service_pids() -> Vec<(u32, String)> {
+    let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return out };
     for entry in dir.flatten() {
-        let path = entry.path();
-        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else { continue };
-        let name = comm.trim();
-        if !matches!(name, "tansu" | "redis-server") {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
+        };
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        let name = comm.trim();
+        if matches!(name, "tansu" | "redis-server") {
+            out.push((pid, name.to_string()));
         }
+    }
+    out
+}
+
+/// Pins every thread of the local services to the CPUs other than `gate_cpu` while it lives,
+/// and restores each process's affinity when dropped (also when the benchmark panics).
+struct PinnedServices {
+    /// pid, name and the CPU list it had.
+    saved: Vec<(u32, String, String)>,
+}
+
+impl PinnedServices {
+    fn new(gate_cpu: &str) -> PinnedServices {
+        let mut saved = Vec::new();
+        let others = other_cpus(gate_cpu);
+        if others.is_empty() {
+            println!("services not pinned: no CPU besides {gate_cpu}");
+            return PinnedServices { saved };
+        }
+        for (pid, name) in service_pids() {
+            let Some(list) = affinity(pid) else { continue };
+            let ok = Command::new("taskset")
+                .args(["-a", "-p", "-c", &others, &pid.to_string()])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                saved.push((pid, name, list));
+            } else {
+                println!("could not pin {name} (pid {pid}) to CPUs {others}");
+            }
+        }
+        let names: Vec<String> = saved.iter().map(|(p, n, _)| format!("{n} {p}")).collect();
+        println!("services pinned to CPUs {others} for the run: {}", names.join(", "));
+        PinnedServices { saved }
+    }
+}
+
+impl Drop for PinnedServices {
+    fn drop(&mut self) {
+        for (pid, name, list) in &self.saved {
+            let ok = Command::new("taskset")
+                .args(["-a", "-p", "-c", list, &pid.to_string()])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !ok {
+                eprintln!("could not restore the CPU affinity {list} of {name} (pid {pid})");
+            }
+        }
+    }
+}
+
+/// The online CPUs other than `cpu`, as a `taskset -c` list (empty if there are none).
+fn other_cpus(cpu: &str) -> String {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let mut cpus = Vec::new();
+    for part in online.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+            cpus.extend(a..=b);
+        }
+    }
+    if cpus.is_empty() {
+        cpus.extend(0..n);
+    }
+    cpus.iter().filter(|c| c.to_string() != cpu).map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// A process's CPU affinity as a `taskset -c` list (`taskset -c -p PID`).
+fn affinity(pid: u32) -> Option<String> {
+    let out = Command::new("taskset").args(["-c", "-p", &pid.to_string()]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "pid 123's current affinity list: 0,1"
+    Some(text.rsplit(':').next()?.trim().to_string()).filter(|l| !l.is_empty())
+}
+
+/// CPU seconds used so far by the local services, by process name (`tansu`: the broker,
+/// `redis-server`), read from `/proc` (informational: the services run on the other cores).
+fn service_cpu() -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (pid, name) in service_pids() {
+        let path = std::path::Path::new("/proc").join(pid.to_string());
         let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
         let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
             + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        match out.iter_mut().find(|(n, _)| n == name) {
+        match out.iter_mut().find(|(n, _)| *n == name) {
             Some((_, t)) => *t += ticks / 100.0,
-            None => out.push((name.to_string(), ticks / 100.0)),
+            None => out.push((name, ticks / 100.0)),
         }
     }
     out
@@ -148,6 +236,8 @@ async fn bench(cpu: &str) {
     specs.extend(outs.iter().map(|t| TopicSpec::new(t, 6)));
     kafka.ensure_topics(&specs).await.unwrap();
 
+    let _pinned = (std::env::var("GATE_BENCH_PIN_SERVICES").as_deref() != Ok("0"))
+        .then(|| PinnedServices::new(cpu));
     println!(
         "load average before the run: {}",
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
@@ -233,7 +323,7 @@ async fn bench(cpu: &str) {
         .collect();
     println!("rust gate time per phase (whole run): {}", phases.join(", "));
     println!(
-        "services' CPU over the same window (not pinned; the other core): {}",
+        "services' CPU over the same window (on the other cores): {}",
         services.join(", ")
     );
     println!(
