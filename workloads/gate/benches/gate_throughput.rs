@@ -322,10 +322,7 @@ async fn bench(cpu: &str) {
         .map(|(name, ns)| format!("{name} {:.0} ms", Totals::get(ns) as f64 / 1e6))
         .collect();
     println!("rust gate time per phase (whole run): {}", phases.join(", "));
-    println!(
-        "services' CPU over the same window (on the other cores): {}",
-        services.join(", ")
-    );
+    println!("services' CPU over the same window (on the other cores): {}", services.join(", "));
     println!(
         "rust gate CPU: {rust_cpu:.2} s of CPU (all threads) -> {rust_cpu_rate:.0} sessions per CPU-second"
     );
