@@ -6,25 +6,24 @@
 --                                           one per sessionTimestamp day
 -- ARGV[1] verdict TTL in seconds (0: keep forever)   ARGV[2] Bloom error rate
 -- ARGV[3] Bloom capacity                            ARGV[4] number of sessions n
--- then n times: sessionId, userId, risk code ('' for a clean session), verdict key index (4..)
+-- then n times: sessionId, userId, tag, where tag = 4 * (verdict key index - 4) + risk and
+-- risk is 0 (clean), 1 (unknown device), 2 (unknown referrer) or 3 (both).
 --
--- Returns n verdicts: 'v' (valid) or 's:<risk code>' (suspicious). A sessionId already
--- recorded (replay, duplicate) returns its recorded verdict prefixed with '=' and changes
--- nothing. Every check
--- that can fail runs before the first write, so an error leaves Redis untouched.
+-- Returns n integers: the verdict, 0 (valid) or the risk 1..3 (suspicious), plus 4 when the
+-- sessionId was recorded before (replay, duplicate): then the recorded verdict is returned
+-- and nothing changes. Verdicts are stored as 'v' or 's:<reason code>'. Every check that can
+-- fail runs before the first write, so an error leaves Redis untouched.
+--
+-- Cost matters (one call per batch of thousands): values cross between Lua and Redis only
+-- where a command needs them, tables are indexed directly, and sessions of one day (the usual
+-- batch) skip the grouping by verdict key.
 
 local ttl = tonumber(ARGV[1])
 local n = tonumber(ARGV[4])
 local STEP = 1000 -- stay well below Lua's unpack() limit
-
-local function chunked(cmd, key, list, width)
-  local i = 1
-  while i <= #list do
-    local last = math.min(i + STEP * width - 1, #list)
-    redis.call(cmd, key, unpack(list, i, last))
-    i = last + 1
-  end
-end
+local STORED = {'s:new_user_unknown_device', 's:new_user_unknown_referrer',
+                's:new_user_unknown_device_and_referrer'}
+local RECORDED = {v = 4, [STORED[1]] = 5, [STORED[2]] = 6, [STORED[3]] = 7}
 
 -- Type checks first (no write has happened yet).
 local function expect_type(key, want)
@@ -45,102 +44,140 @@ for k = 4, #KEYS do
   if err then return err end
 end
 
--- Recorded verdicts, one HMGET per verdict hash.
-local recorded = {}
-local by_key = {}
-for i = 1, n do
-  local base = 4 + (i - 1) * 4
-  local k = tonumber(ARGV[base + 4])
-  by_key[k] = by_key[k] or {}
-  table.insert(by_key[k], i)
-end
-for k, idx in pairs(by_key) do
+-- Session i's values are ARGV[3i + 2] (sessionId), ARGV[3i + 3] (userId), ARGV[3i + 4] (tag).
+local out = {}       -- i -> reply; set here for recorded sessions
+local slot = nil     -- i -> verdict key index; nil when every session is of KEYS[4]
+
+-- Recorded verdicts: HMGET the sessionIds at positions idx (all of them when idx is nil).
+local function recorded(key, idx, count)
   local i = 1
-  while i <= #idx do
-    local last = math.min(i + STEP - 1, #idx)
+  while i <= count do
+    local last = math.min(i + STEP - 1, count)
     local sids = {}
-    for j = i, last do sids[#sids + 1] = ARGV[4 + (idx[j] - 1) * 4 + 1] end
-    local got = redis.call('HMGET', KEYS[k], unpack(sids))
+    for j = i, last do
+      local p = idx and idx[j] or j
+      sids[j - i + 1] = ARGV[3 * p + 2]
+    end
+    local got = redis.call('HMGET', key, unpack(sids))
     for j = i, last do
       local v = got[j - i + 1]
-      if v then recorded[idx[j]] = v end
+      if v then
+        local code = RECORDED[v]
+        if not code then return redis.error_reply('GATE_BADVERDICT ' .. key .. ' holds ' .. v) end
+        out[idx and idx[j] or j] = code
+      end
     end
     i = last + 1
   end
+  return nil
 end
-
--- Bloom membership of the users of new sessions, in one BF.MEXISTS (chunked).
-local ask = {}
-local ask_pos = {}
-for i = 1, n do
-  if not recorded[i] then
-    ask[#ask + 1] = ARGV[4 + (i - 1) * 4 + 2]
-    ask_pos[i] = #ask
+if #KEYS == 4 then
+  err = recorded(KEYS[4], nil, n)
+  if err then return err end
+else
+  slot = {}
+  local by_key = {}
+  for i = 1, n do
+    local k = 4 + math.floor(tonumber(ARGV[3 * i + 4]) / 4)
+    slot[i] = k
+    local l = by_key[k]
+    if not l then l = {}; by_key[k] = l end
+    l[#l + 1] = i
+  end
+  for k, idx in pairs(by_key) do
+    err = recorded(KEYS[k], idx, #idx)
+    if err then return err end
   end
 end
-local known_before = {}
-if #ask > 0 and bloom_type ~= 'none' then
+
+-- New sessions: the first of each sessionId counts; later ones in the batch are duplicates.
+local users = {}     -- distinct users of new sessions, in order of appearance
+local count = {}     -- userId -> new sessions in this batch
+local first = {}     -- sessionId -> position of its first occurrence
+local dup = {}       -- i -> position of the first occurrence of its sessionId
+for i = 1, n do
+  if not out[i] then
+    local sid, uid = ARGV[3 * i + 2], ARGV[3 * i + 3]
+    local f = first[sid]
+    if f then
+      dup[i] = f
+    else
+      first[sid] = i
+      local c = count[uid]
+      if c then
+        count[uid] = c + 1
+      else
+        count[uid] = 1
+        users[#users + 1] = uid
+      end
+    end
+  end
+end
+
+-- Bloom membership of those users, before this batch.
+local known = {}
+if bloom_type ~= 'none' then
   local i = 1
-  while i <= #ask do
-    local last = math.min(i + STEP - 1, #ask)
-    local got = redis.call('BF.MEXISTS', KEYS[1], unpack(ask, i, last))
-    for j = i, last do known_before[j] = (got[j - i + 1] == 1) end
+  while i <= #users do
+    local last = math.min(i + STEP - 1, #users)
+    local got = redis.call('BF.MEXISTS', KEYS[1], unpack(users, i, last))
+    for j = i, last do
+      if got[j - i + 1] == 1 then known[users[j]] = true end
+    end
     i = last + 1
   end
 end
 
 -- Decide in order; users that pass become known for the rest of the batch.
-local out = {}
-local decided = {}   -- sessionId -> verdict within this batch
-local added = {}     -- users added to the filter in this batch
-local add_list = {}
-local counts = {}
-local count_users = {}
-local pf_list = {}
-local writes = {}    -- verdict key index -> {sid, v, sid, v, ...}
+local add_list = {}  -- users to add to the filter
+local writes = {}    -- verdict key index -> {sid, verdict, sid, verdict, ...}
 for i = 1, n do
-  local base = 4 + (i - 1) * 4
-  local sid, uid, risk, k = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], tonumber(ARGV[base + 4])
-  if recorded[i] then
-    out[i] = '=' .. recorded[i]
-  elseif decided[sid] then
-    out[i] = '=' .. decided[sid]
-  else
-    local known = added[uid] or known_before[ask_pos[i]]
-    local v
-    if risk ~= '' and not known then
-      v = 's:' .. risk
+  if not out[i] then
+    local d = dup[i]
+    if d then
+      out[i] = out[d] + 4
     else
-      v = 'v'
-      if not known then
-        added[uid] = true
-        add_list[#add_list + 1] = uid
+      local uid = ARGV[3 * i + 3]
+      local risk = tonumber(ARGV[3 * i + 4]) % 4
+      local v = 0
+      if not known[uid] then
+        if risk ~= 0 then
+          v = risk
+        else
+          known[uid] = true
+          add_list[#add_list + 1] = uid
+        end
       end
+      out[i] = v
+      local k = slot and slot[i] or 4
+      local w = writes[k]
+      if not w then w = {}; writes[k] = w end
+      w[#w + 1] = ARGV[3 * i + 2]
+      w[#w + 1] = (v == 0) and 'v' or STORED[v]
     end
-    out[i] = v
-    decided[sid] = v
-    if not counts[uid] then
-      counts[uid] = 0
-      count_users[#count_users + 1] = uid
-    end
-    counts[uid] = counts[uid] + 1
-    writes[k] = writes[k] or {}
-    table.insert(writes[k], sid)
-    table.insert(writes[k], v)
   end
 end
 
 -- Writes.
+local function chunked(cmd, key, list, width)
+  local i = 1
+  while i <= #list do
+    local last = math.min(i + STEP * width - 1, #list)
+    redis.call(cmd, key, unpack(list, i, last))
+    i = last + 1
+  end
+end
 if bloom_type == 'none' then
   redis.call('BF.RESERVE', KEYS[1], ARGV[2], ARGV[3])
 end
 if #add_list > 0 then chunked('BF.MADD', KEYS[1], add_list, 1) end
 -- A user whose count starts now is new to the HyperLogLog too (both are written only here,
 -- in the same atomic call): adding the others again would change nothing, so skip them.
-for _, uid in ipairs(count_users) do
-  if redis.call('HINCRBY', KEYS[3], uid, counts[uid]) == counts[uid] then
-    pf_list[#pf_list + 1] = uid
-  end
+local pf_list = {}
+for j = 1, #users do
+  local uid = users[j]
+  local c = count[uid]
+  if redis.call('HINCRBY', KEYS[3], uid, c) == c then pf_list[#pf_list + 1] = uid end
 end
 if #pf_list > 0 then chunked('PFADD', KEYS[2], pf_list, 1) end
 for k, list in pairs(writes) do

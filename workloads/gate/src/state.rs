@@ -141,7 +141,8 @@ impl BatchCall {
 impl BatchEncoder {
     /// The call that decides and records `items` (see the script's header for the layout).
     pub fn encode(&self, items: &[&BatchItem<'_>]) -> BatchCall {
-        // Verdict hashes: one KEYS slot per distinct day, numbered from 4.
+        // Verdict hashes: one KEYS entry per distinct day, from KEYS[4]; `slot` is the day's
+        // position among them.
         let mut days: Vec<&str> = Vec::with_capacity(4);
         let mut slot = Vec::with_capacity(items.len());
         for item in items {
@@ -152,10 +153,10 @@ impl BatchEncoder {
                     days.len() - 1
                 }
             };
-            slot.push(4 + i);
+            slot.push(i);
         }
-        let id_bytes: usize = items.iter().map(|i| i.session_id.len() + i.user_id.len() + 24).sum();
-        let mut cmd = redis::Cmd::with_capacity(8 + days.len() + 4 * items.len(), 256 + id_bytes);
+        let id_bytes: usize = items.iter().map(|i| i.session_id.len() + i.user_id.len() + 20).sum();
+        let mut cmd = redis::Cmd::with_capacity(8 + days.len() + 3 * items.len(), 256 + id_bytes);
         cmd.arg("EVALSHA").arg(&self.hash).arg(3 + days.len());
         cmd.arg(&self.keys.bloom).arg(&self.keys.users).arg(&self.keys.sessions_per_user);
         for day in &days {
@@ -166,17 +167,25 @@ impl BatchEncoder {
             .arg(self.config.bloom_capacity)
             .arg(items.len());
         for (item, slot) in items.iter().zip(slot) {
-            cmd.arg(&*item.session_id)
-                .arg(&*item.user_id)
-                .arg(item.risk.map_or("", Risk::code))
-                .arg(slot);
+            cmd.arg(&*item.session_id).arg(&*item.user_id).arg(4 * slot + risk_bits(item.risk));
         }
         BatchCall { cmd, sessions: items.len() }
     }
 }
 
-/// The script's reply: one verdict per session, `=`-prefixed when it was recorded before.
-fn decode_reply(reply: &[String], sessions: usize) -> Result<Vec<Decision>, StateError> {
+/// A risk as the script's two bits: 1 unknown device, 2 unknown referrer, 3 both, 0 none.
+fn risk_bits(risk: Option<Risk>) -> usize {
+    match risk {
+        None => 0,
+        Some(Risk::UnknownDevice) => 1,
+        Some(Risk::UnknownReferrer) => 2,
+        Some(Risk::UnknownDeviceAndReferrer) => 3,
+    }
+}
+
+/// The script's reply: one integer per session, the verdict's risk bits (0: valid), plus 4
+/// when the verdict was recorded before.
+fn decode_reply(reply: &[i64], sessions: usize) -> Result<Vec<Decision>, StateError> {
     if reply.len() != sessions {
         return Err(StateError::BadReply(format!(
             "{} verdicts for {} sessions",
@@ -186,14 +195,15 @@ fn decode_reply(reply: &[String], sessions: usize) -> Result<Vec<Decision>, Stat
     }
     reply
         .iter()
-        .map(|v| {
-            let (replayed, code) = match v.strip_prefix('=') {
-                Some(rest) => (true, rest),
-                None => (false, v.as_str()),
+        .map(|&v| {
+            let verdict = match v & !4 {
+                0 => Verdict::Valid,
+                1 => Verdict::Suspicious(Risk::UnknownDevice),
+                2 => Verdict::Suspicious(Risk::UnknownReferrer),
+                3 => Verdict::Suspicious(Risk::UnknownDeviceAndReferrer),
+                _ => return Err(StateError::BadReply(v.to_string())),
             };
-            Verdict::decode(code)
-                .map(|verdict| Decision { verdict, replayed })
-                .ok_or_else(|| StateError::BadReply(v.clone()))
+            Ok(Decision { verdict, replayed: v & 4 != 0 })
         })
         .collect()
 }
@@ -310,7 +320,7 @@ impl GateState {
     async fn apply_inner(&mut self, call: &BatchCall) -> Result<Vec<Decision>, StateError> {
         let script = self.script.clone();
         let con = self.con().await?;
-        let reply: Vec<String> = match call.cmd.query_async(con).await {
+        let reply: Vec<i64> = match call.cmd.query_async(con).await {
             Ok(r) => r,
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 // Redis restarted (or flushed its scripts) since `init`.
@@ -379,33 +389,56 @@ mod tests {
         let call = state.encoder().encode(&refs);
         assert_eq!(call.sessions(), 3);
         let hash = Script::new(SCRIPT).get_hash().to_string();
-        let device = Risk::UnknownDevice.code();
+        // Tags: 4 * (day position) + risk bits (1: unknown device).
         #[rustfmt::skip]
         let want = [
             "EVALSHA", &hash, "5",
             "{p}:bloom", "{p}:users", "{p}:sessions-per-user",
             "{p}:verdicts:2026-11-02", "{p}:verdicts:2026-11-01",
             "60", "0.01", "1000", "3",
-            "s1", "u1", "", "4",
-            "s2", "u2", device, "5",
-            "s3", "u1", "", "4",
+            "s1", "u1", "0",
+            "s2", "u2", "5",
+            "s3", "u1", "0",
         ];
         assert_eq!(args(&call), want);
         assert_eq!(state.encoder().encode(&[]).sessions(), 0);
     }
 
     #[test]
+    fn risk_bits_are_the_scripts_codes() {
+        // gate.lua stores risk bits b as STORED[b] (valid as 'v'): the same text as
+        // `Verdict::encode`, so verdicts recorded by either read back alike.
+        let table = SCRIPT.split("local STORED = {").nth(1).unwrap().split('}').next().unwrap();
+        let stored: Vec<&str> = table.split('\'').skip(1).step_by(2).collect();
+        let risks = [Risk::UnknownDevice, Risk::UnknownReferrer, Risk::UnknownDeviceAndReferrer];
+        assert_eq!(stored.len(), risks.len());
+        assert_eq!(risk_bits(None), 0);
+        for (risk, text) in risks.into_iter().zip(stored) {
+            assert_eq!(text, Verdict::Suspicious(risk).encode(), "{risk:?}");
+            let bits = risk_bits(Some(risk));
+            assert_eq!(
+                decode_reply(&[bits as i64], 1).unwrap()[0].verdict,
+                Verdict::Suspicious(risk)
+            );
+            assert!(SCRIPT.contains(&format!("[STORED[{bits}]] = {}", bits + 4)), "{risk:?}");
+        }
+    }
+
+    #[test]
     fn replies_decode_in_order_and_bad_ones_are_errors() {
-        let v = |s: &str| s.to_string();
-        let d = decode_reply(&[v("v"), v("=v")], 2).unwrap();
+        let d = decode_reply(&[0, 4, 3, 6], 4).unwrap();
+        let s = |r| Verdict::Suspicious(r);
         assert_eq!(
             d,
             [
                 Decision { verdict: Verdict::Valid, replayed: false },
-                Decision { verdict: Verdict::Valid, replayed: true }
+                Decision { verdict: Verdict::Valid, replayed: true },
+                Decision { verdict: s(Risk::UnknownDeviceAndReferrer), replayed: false },
+                Decision { verdict: s(Risk::UnknownReferrer), replayed: true },
             ]
         );
-        assert!(matches!(decode_reply(&[v("v")], 2), Err(StateError::BadReply(_))));
-        assert!(matches!(decode_reply(&[v("?")], 1), Err(StateError::BadReply(_))));
+        assert!(matches!(decode_reply(&[0], 2), Err(StateError::BadReply(_))));
+        assert!(matches!(decode_reply(&[8], 1), Err(StateError::BadReply(_))));
+        assert!(matches!(decode_reply(&[-1], 1), Err(StateError::BadReply(_))));
     }
 }
