@@ -173,14 +173,14 @@ impl BatchEncoder {
     }
 }
 
-/// A risk as the script's two bits: 1 unknown device, 2 unknown referrer, 3 both, 0 none.
+/// The script's risk codes: `RISKS[b - 1]` is the risk with bits `b` (1 unknown device,
+/// 2 unknown referrer, 3 both); 0 is a clean session.
+const RISKS: [Risk; 3] =
+    [Risk::UnknownDevice, Risk::UnknownReferrer, Risk::UnknownDeviceAndReferrer];
+
+/// A risk as the script's bits (see [`RISKS`]).
 fn risk_bits(risk: Option<Risk>) -> usize {
-    match risk {
-        None => 0,
-        Some(Risk::UnknownDevice) => 1,
-        Some(Risk::UnknownReferrer) => 2,
-        Some(Risk::UnknownDeviceAndReferrer) => 3,
-    }
+    risk.and_then(|r| RISKS.iter().position(|x| *x == r)).map_or(0, |i| i + 1)
 }
 
 /// The script's reply: one integer per session, the verdict's risk bits (0: valid), plus 4
@@ -196,12 +196,13 @@ fn decode_reply(reply: &[i64], sessions: usize) -> Result<Vec<Decision>, StateEr
     reply
         .iter()
         .map(|&v| {
-            let verdict = match v & !4 {
-                0 => Verdict::Valid,
-                1 => Verdict::Suspicious(Risk::UnknownDevice),
-                2 => Verdict::Suspicious(Risk::UnknownReferrer),
-                3 => Verdict::Suspicious(Risk::UnknownDeviceAndReferrer),
-                _ => return Err(StateError::BadReply(v.to_string())),
+            let verdict = match usize::try_from(v & !4) {
+                Ok(0) => Verdict::Valid,
+                Ok(bits) => match RISKS.get(bits - 1) {
+                    Some(&risk) => Verdict::Suspicious(risk),
+                    None => return Err(StateError::BadReply(v.to_string())),
+                },
+                Err(_) => return Err(StateError::BadReply(v.to_string())),
             };
             Ok(Decision { verdict, replayed: v & 4 != 0 })
         })
@@ -410,10 +411,9 @@ mod tests {
         // `Verdict::encode`, so verdicts recorded by either read back alike.
         let table = SCRIPT.split("local STORED = {").nth(1).unwrap().split('}').next().unwrap();
         let stored: Vec<&str> = table.split('\'').skip(1).step_by(2).collect();
-        let risks = [Risk::UnknownDevice, Risk::UnknownReferrer, Risk::UnknownDeviceAndReferrer];
-        assert_eq!(stored.len(), risks.len());
+        assert_eq!(stored.len(), RISKS.len());
         assert_eq!(risk_bits(None), 0);
-        for (risk, text) in risks.into_iter().zip(stored) {
+        for (risk, text) in RISKS.into_iter().zip(stored) {
             assert_eq!(text, Verdict::Suspicious(risk).encode(), "{risk:?}");
             let bits = risk_bits(Some(risk));
             assert_eq!(
