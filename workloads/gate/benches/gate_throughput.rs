@@ -117,11 +117,7 @@ impl PinnedServices {
         }
         for (pid, name) in service_pids() {
             let Some(list) = affinity(pid) else { continue };
-            let ok = Command::new("taskset")
-                .args(["-a", "-p", "-c", &others, &pid.to_string()])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if ok {
+            if set_affinity(pid, &others) {
                 saved.push((pid, name, list));
             } else {
                 println!("could not pin {name} (pid {pid}) to CPUs {others}");
@@ -136,20 +132,24 @@ impl PinnedServices {
 impl Drop for PinnedServices {
     fn drop(&mut self) {
         for (pid, name, list) in &self.saved {
-            let ok = Command::new("taskset")
-                .args(["-a", "-p", "-c", list, &pid.to_string()])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !ok {
+            if !set_affinity(*pid, list) {
                 eprintln!("could not restore the CPU affinity {list} of {name} (pid {pid})");
             }
         }
     }
 }
 
-/// The online CPUs other than `cpu`, as a `taskset -c` list (empty if there are none).
+/// Pins every thread of process `pid` to the CPUs of `list` (`taskset -c` syntax).
+fn set_affinity(pid: u32, list: &str) -> bool {
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", list, &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The online CPUs other than `cpu`, as a `taskset -c` list (empty if there are none, or if
+/// the kernel does not say which are online).
 fn other_cpus(cpu: &str) -> String {
-    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     let mut cpus = Vec::new();
     for part in online.trim().split(',').filter(|p| !p.is_empty()) {
@@ -157,9 +157,6 @@ fn other_cpus(cpu: &str) -> String {
         if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
             cpus.extend(a..=b);
         }
-    }
-    if cpus.is_empty() {
-        cpus.extend(0..n);
     }
     cpus.iter().filter(|c| c.to_string() != cpu).map(usize::to_string).collect::<Vec<_>>().join(",")
 }
