@@ -7,7 +7,8 @@
 //!
 //! 1. memory: records already in memory -> parse and validate -> sentiment -> documents ->
 //!    `_bulk` body -> counting sink (all the per-session work of the real loop but Kafka);
-//! 2. kafka: records from a Kafka topic through the real consume/commit loop -> counting sink;
+//! 2. kafka: records from a Kafka topic through the real consume/commit loop -> counting sink
+//!    (the loop's Kafka options come from the environment, as for `shopstream process`);
 //! 3. es: records in memory -> the real Elasticsearch API (`SHOPSTREAM_ES_URL`).
 
 use std::path::PathBuf;
@@ -258,7 +259,9 @@ async fn main() -> anyhow::Result<()> {
             a: shopstream_processor::ProcessArgs,
         }
         let mut pa = P::try_parse_from(["x"])?.a;
-        pa.kafka = kafka.clone();
+        // Kafka options (`SHOPSTREAM_KAFKA_OPTIONS`, `SHOPSTREAM_KAFKA_COMPRESSION`) come from
+        // the environment like for `shopstream process`; only the bootstrap is the stack's.
+        pa.kafka.bootstrap = bootstrap.clone();
         pa.input_topic = topic.clone();
         pa.dead_letter_topic = format!("{topic}.dead");
         pa.group = format!("bench-{}", &id[..8]);
