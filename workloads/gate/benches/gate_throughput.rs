@@ -247,7 +247,9 @@ struct RustRun {
 
 /// One run of the Python loop.
 struct PyRun {
+    /// Sessions per wall-clock second.
     rate: f64,
+    /// Sessions per CPU-second of the process.
     cpu_rate: f64,
 }
 
@@ -352,7 +354,9 @@ async fn run_rust(ctx: &Ctx, round: usize, outs: &[String; 5]) -> RustRun {
         "[round {round}] services' CPU over the same window (on the other cores): {}",
         services.join(", ")
     );
-    let (calls, usec) = (script_after.0 - script_before.0, script_after.1 - script_before.1);
+    // Saturating: someone may reset Redis's statistics during the run.
+    let calls = script_after.0.saturating_sub(script_before.0);
+    let usec = script_after.1.saturating_sub(script_before.1);
     println!(
         "[round {round}] redis script: {calls} calls, {:.2} us of server time per session",
         usec as f64 / processed as f64
