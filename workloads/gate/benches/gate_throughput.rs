@@ -77,18 +77,32 @@ fn main() {
 
 /// CPU time (user + system, all threads) this process has used so far, from `/proc/self/stat`.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    proc_cpu_seconds("self").expect("/proc/self/stat")
+}
+
+/// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK`, asked once: spawning it inside
+/// a timed window would cost the window a process start).
+fn clock_ticks() -> f64 {
+    static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU time (user + system, all threads) of process `pid` (`self` for this one), from
+/// `/proc/<pid>/stat`; `None` if it cannot be read.
+fn proc_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    let hz = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
-        .unwrap_or(100.0);
-    ticks / hz
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
 }
 
 /// The local services' processes (`tansu`: the broker, `redis-server`): pid and name.
@@ -182,15 +196,10 @@ fn affinity(pid: u32) -> Option<String> {
 fn service_cpu() -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = Vec::new();
     for (pid, name) in service_pids() {
-        let path = std::path::Path::new("/proc").join(pid.to_string());
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else { continue };
-        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let Some(secs) = proc_cpu_seconds(&pid.to_string()) else { continue };
         match out.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, t)) => *t += ticks / 100.0,
-            None => out.push((name, ticks / 100.0)),
+            Some((_, t)) => *t += secs,
+            None => out.push((name, secs)),
         }
     }
     out
@@ -226,6 +235,9 @@ async fn publish(producer: &FutureProducer, topic: &str, n: usize) {
     }
 }
 
+/// The benchmark's own Redis connection (statistics, clean-up).
+type Redis = redis::aio::MultiplexedConnection;
+
 /// What the benchmark needs in every round.
 struct Ctx {
     bootstrap: String,
@@ -237,16 +249,8 @@ struct Ctx {
     n_py: usize,
 }
 
-/// One run of the Rust gate.
-struct RustRun {
-    /// Sessions per wall-clock second.
-    rate: f64,
-    /// Sessions per CPU-second of the process.
-    cpu_rate: f64,
-}
-
-/// One run of the Python loop.
-struct PyRun {
+/// One side's figures in one round (the Rust gate or the Python loop).
+struct Run {
     /// Sessions per wall-clock second.
     rate: f64,
     /// Sessions per CPU-second of the process.
@@ -262,7 +266,7 @@ fn round_topics(ctx: &Ctx, round: usize) -> [String; 5] {
 
 /// The script's server time so far (`INFO commandstats`, `cmdstat_evalsha`): calls and
 /// microseconds.
-async fn evalsha_stats(con: &mut redis::aio::MultiplexedConnection) -> (u64, u64) {
+async fn evalsha_stats(con: &mut Redis) -> (u64, u64) {
     let info: String =
         redis::cmd("INFO").arg("commandstats").query_async(con).await.unwrap_or_default();
     let Some(line) = info.lines().find(|l| l.starts_with("cmdstat_evalsha:")) else {
@@ -274,7 +278,7 @@ async fn evalsha_stats(con: &mut redis::aio::MultiplexedConnection) -> (u64, u64
     (field("calls=").unwrap_or(0), field("usec=").unwrap_or(0))
 }
 
-async fn run_rust(ctx: &Ctx, round: usize, outs: &[String; 5]) -> RustRun {
+async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) -> Run {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
@@ -294,9 +298,7 @@ async fn run_rust(ctx: &Ctx, round: usize, outs: &[String; 5]) -> RustRun {
     args.redis_prefix = format!("bench:gate:{}:r{round}", ctx.tag);
     args.metrics_addr = "127.0.0.1:0".parse().unwrap();
     args.max_batch = env_or("GATE_BENCH_MAX_BATCH", args.max_batch);
-    let client = redis::Client::open(ctx.redis_url.as_str()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let script_before = evalsha_stats(&mut con).await;
+    let script_before = evalsha_stats(con).await;
     let n_rust = ctx.n_rust as u64;
     let gate = Gate::new(args, &Registry::new()).unwrap();
     let totals: Arc<Totals> = gate.totals();
@@ -328,7 +330,7 @@ async fn run_rust(ctx: &Ctx, round: usize, outs: &[String; 5]) -> RustRun {
         .collect();
     cancel.cancel();
     task.await.unwrap().unwrap();
-    let script_after = evalsha_stats(&mut con).await;
+    let script_after = evalsha_stats(con).await;
     let processed = Totals::get(&totals.records_in);
     assert!(processed >= n_rust);
     let secs = (t_end - t_first.unwrap()).as_secs_f64();
@@ -365,12 +367,12 @@ async fn run_rust(ctx: &Ctx, round: usize, outs: &[String; 5]) -> RustRun {
         "[round {round}] rust gate CPU: {cpu:.2} s of CPU (all threads) -> {cpu_rate:.0} \
          sessions per CPU-second"
     );
-    cleanup(&mut con, &format!("{{bench:gate:{}:r{round}}}:*", ctx.tag)).await;
-    RustRun { rate, cpu_rate }
+    cleanup(con, &format!("{{bench:gate:{}:r{round}}}:*", ctx.tag)).await;
+    Run { rate, cpu_rate }
 }
 
 /// The Python reference on the same core (it inherits the pinning).
-async fn run_python(ctx: &Ctx, round: usize, outs: &[String; 5]) -> PyRun {
+async fn run_python(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) -> Run {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/gate/python_gate.py");
     let prefix = format!("bench:pygate:{}:r{round}", ctx.tag);
     let out = Command::new(&ctx.python)
@@ -393,14 +395,12 @@ async fn run_python(ctx: &Ctx, round: usize, outs: &[String; 5]) -> PyRun {
         py["seconds"].as_f64().unwrap_or(f64::NAN),
         py["cpu_seconds"].as_f64().unwrap_or(f64::NAN),
     );
-    let client = redis::Client::open(ctx.redis_url.as_str()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    cleanup(&mut con, &format!("{prefix}:*")).await;
-    PyRun { rate, cpu_rate }
+    cleanup(con, &format!("{prefix}:*")).await;
+    Run { rate, cpu_rate }
 }
 
 /// Deletes the keys matching `pattern`.
-async fn cleanup(con: &mut redis::aio::MultiplexedConnection, pattern: &str) {
+async fn cleanup(con: &mut Redis, pattern: &str) {
     let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(con).await.unwrap();
     for chunk in keys.chunks(1000) {
         let _: i64 = redis::cmd("DEL").arg(chunk).query_async(con).await.unwrap();
@@ -421,6 +421,7 @@ async fn bench(cpu: &str) {
     let n_py = env_or("GATE_BENCH_PY_RECORDS", 15_000);
     let rounds = env_or("GATE_BENCH_ROUNDS", 3).max(1);
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    clock_ticks(); // asked once here, not inside the first timed window
     let ctx = Ctx {
         redis_url: env("SHOPSTREAM_REDIS_URL"),
         python: std::env::var("SHOPSTREAM_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into()),
@@ -455,11 +456,13 @@ async fn bench(cpu: &str) {
     // Paired rounds: each round runs the Rust gate, then the Python loop, each with a group,
     // output topics and Redis keys of its own, so that both sides of a round see the stack in
     // the same state, and the spread between rounds shows the machine's noise.
+    let client = redis::Client::open(ctx.redis_url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let mut runs = Vec::with_capacity(rounds);
     for round in 1..=rounds {
         let outs = round_topics(&ctx, round);
-        let rust = run_rust(&ctx, round, &outs).await;
-        let py = run_python(&ctx, round, &outs).await;
+        let rust = run_rust(&ctx, &mut con, round, &outs).await;
+        let py = run_python(&ctx, &mut con, round, &outs).await;
         println!(
             "[round {round}] ratio rust/python: {:.1}x wall clock, {:.1}x per CPU-second",
             rust.rate / py.rate,
