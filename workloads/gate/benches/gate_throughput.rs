@@ -80,6 +80,12 @@ fn cpu_seconds() -> f64 {
     proc_cpu_seconds("self").expect("/proc/self/stat")
 }
 
+/// Minor page faults (all threads) of this process so far, from `/proc/self/stat`: each is a
+/// page the allocator or the kernel touched for the first time (zeroed by the kernel).
+fn minor_faults() -> u64 {
+    proc_stat_fields("self").and_then(|f| f.get(7)?.parse().ok()).unwrap_or(0)
+}
+
 /// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK`, asked once: spawning it inside
 /// a timed window would cost the window a process start).
 fn clock_ticks() -> f64 {
@@ -97,12 +103,17 @@ fn clock_ticks() -> f64 {
 /// CPU time (user + system, all threads) of process `pid` (`self` for this one), from
 /// `/proc/<pid>/stat`; `None` if it cannot be read.
 fn proc_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
+    let f = proc_stat_fields(pid)?;
     let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     Some(ticks / clock_ticks())
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which is in parentheses and may
+/// contain spaces): index `i` is field `i + 3` of proc(5).
+fn proc_stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
 /// The local services' processes (`tansu`: the broker, `redis-server`): pid and name.
@@ -306,19 +317,20 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
     let task = tokio::spawn(gate.run(cancel.clone()));
     // Time from the end of the first batch (group join and start-up excluded, as for Python,
     // which starts its clock at its first record) to the last record.
-    let (mut first, mut t_first, mut cpu_first) = (0u64, None::<Instant>, 0.0);
+    let (mut first, mut t_first, mut cpu_first, mut faults_first) = (0u64, None::<Instant>, 0.0, 0);
     let mut services_first = Vec::new();
-    let (t_end, cpu_end) = loop {
+    let (t_end, cpu_end, faults_end) = loop {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let done = Totals::get(&totals.records_in);
         if t_first.is_none() && done > 0 {
             first = done;
             t_first = Some(Instant::now());
             cpu_first = cpu_seconds();
+            faults_first = minor_faults();
             services_first = service_cpu();
         }
         if done >= n_rust {
-            break (Instant::now(), cpu_seconds());
+            break (Instant::now(), cpu_seconds(), minor_faults());
         }
     };
     let services: Vec<String> = service_cpu()
@@ -365,7 +377,9 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
     );
     println!(
         "[round {round}] rust gate CPU: {cpu:.2} s of CPU (all threads) -> {cpu_rate:.0} \
-         sessions per CPU-second"
+         sessions per CPU-second; {} minor page faults ({:.0} per 1000 sessions)",
+        faults_end - faults_first,
+        (faults_end - faults_first) as f64 * 1000.0 / (n_rust - first) as f64
     );
     cleanup(con, &format!("{{bench:gate:{}:r{round}}}:*", ctx.tag)).await;
     Run { rate, cpu_rate }
