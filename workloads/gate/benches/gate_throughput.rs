@@ -333,6 +333,8 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
             break (Instant::now(), cpu_seconds(), minor_faults());
         }
     };
+    // Unreadable counts read as 0: never a negative (wrapped) figure.
+    let faults = faults_end.saturating_sub(faults_first);
     let services: Vec<String> = service_cpu()
         .into_iter()
         .map(|(name, end)| {
@@ -377,9 +379,8 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
     );
     println!(
         "[round {round}] rust gate CPU: {cpu:.2} s of CPU (all threads) -> {cpu_rate:.0} \
-         sessions per CPU-second; {} minor page faults ({:.0} per 1000 sessions)",
-        faults_end - faults_first,
-        (faults_end - faults_first) as f64 * 1000.0 / (n_rust - first) as f64
+         sessions per CPU-second; {faults} minor page faults ({:.0} per 1000 sessions)",
+        faults as f64 * 1000.0 / (n_rust - first) as f64
     );
     cleanup(con, &format!("{{bench:gate:{}:r{round}}}:*", ctx.tag)).await;
     Run { rate, cpu_rate }
