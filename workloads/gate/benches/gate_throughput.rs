@@ -83,7 +83,7 @@ fn cpu_seconds() -> f64 {
 /// Minor page faults (all threads) of this process so far, from `/proc/self/stat`: each is a
 /// page the allocator or the kernel touched for the first time (zeroed by the kernel).
 fn minor_faults() -> u64 {
-    proc_stat_fields("self").and_then(|f| f.get(7)?.parse().ok()).unwrap_or(0)
+    proc_stat_fields("self").and_then(|f| f.get(7)?.parse().ok()).expect("/proc/self/stat")
 }
 
 /// Clock ticks per second of `/proc/*/stat` (`getconf CLK_TCK`, asked once: spawning it inside
@@ -333,8 +333,7 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
             break (Instant::now(), cpu_seconds(), minor_faults());
         }
     };
-    // Unreadable counts read as 0: never a negative (wrapped) figure.
-    let faults = faults_end.saturating_sub(faults_first);
+    let faults = faults_end - faults_first;
     let services: Vec<String> = service_cpu()
         .into_iter()
         .map(|(name, end)| {
