@@ -51,8 +51,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=600)
     a = ap.parse_args()
     env = os.environ
-    gate, proc, sink = (env["SHOPSTREAM_GATE_METRICS_ADDR"], env["SHOPSTREAM_PROCESSOR_METRICS_ADDR"],
-                        env["SHOPSTREAM_SINK_METRICS_ADDR"])
+    gate, proc, sink = (env["DEMO_METRICS_GATE"], env["DEMO_METRICS_PROCESS"], env["DEMO_METRICS_SINK"])
     deadline = time.time() + a.timeout
     start = time.time()
     while True:

@@ -1,9 +1,14 @@
 //! Helpers for the end-to-end tests in `tests/`: finding the `shopstream` binary and the
-//! service endpoints that `dev/stack env` exports.
+//! service endpoints that `dev/stack env` exports, waiting, and reading what landed in Kafka and
+//! Elasticsearch.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use shopstream_kafka::KafkaArgs;
+use shopstream_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use shopstream_kafka::rdkafka::message::OwnedMessage;
 
 /// The endpoint in environment variable `name`, or an error that says how to start the stack.
 pub fn endpoint(name: &str) -> anyhow::Result<String> {
@@ -29,4 +34,38 @@ pub fn shopstream_bin() -> anyhow::Result<PathBuf> {
         bail!("{} does not exist: run `cargo build -p shopstream` first", bin.display());
     }
     Ok(bin)
+}
+
+/// Polls `check` every half second until it holds; panics after `limit`, naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every record of a topic, read with a fresh consumer group until it is idle.
+pub async fn read_topic(kafka: &KafkaArgs, topic: &str) -> Vec<OwnedMessage> {
+    let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
+    let consumer: StreamConsumer = kafka.consumer(&group, "e2e-reader").expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let mut wait = Duration::from_secs(20);
+    while let Ok(Ok(m)) = tokio::time::timeout(wait, consumer.recv()).await {
+        out.push(m.detach());
+        wait = Duration::from_secs(4);
+    }
+    out
+}
+
+/// Documents in an Elasticsearch index (0 while it does not exist).
+pub async fn es_count(es: &str, index: &str) -> u64 {
+    let Ok(resp) = reqwest::get(format!("{es}/{index}/_count")).await else { return 0 };
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    v["count"].as_u64().unwrap_or(0)
 }

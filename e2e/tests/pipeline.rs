@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -17,11 +17,10 @@ use mongodb::bson::doc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use redis::AsyncCommands;
-use shopstream_e2e::{endpoint, shopstream_bin};
+use shopstream_e2e::{endpoint, es_count, read_topic, shopstream_bin, wait_for};
 use shopstream_gate::rules::{RuleConfig, Verdict, reference};
 use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_kafka::rdkafka::Message;
-use shopstream_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use shopstream_kafka::rdkafka::message::{Headers, OwnedMessage};
 use shopstream_kafka::rdkafka::producer::FutureRecord;
 use shopstream_kafka::rdkafka::util::Timeout;
@@ -69,12 +68,8 @@ impl Run {
             .env("SHOPSTREAM_MONGO_DB", &self.id)
             .env("SHOPSTREAM_PSEUDONYM_KEY_FILE", self.dir.join("pseudonym.key"))
             .env("SHOPSTREAM_KAFKA_SESSION_TIMEOUT_MS", "6000")
-            .env("SHOPSTREAM_GATE_GROUP", format!("{}-{group}", self.id))
-            .env("SHOPSTREAM_PROCESSOR_GROUP", format!("{}-{group}", self.id))
-            .env("SHOPSTREAM_SINK_GROUP", format!("{}-{group}", self.id))
-            .env("SHOPSTREAM_GATE_METRICS_ADDR", &metrics)
-            .env("SHOPSTREAM_PROCESSOR_METRICS_ADDR", &metrics)
-            .env("SHOPSTREAM_SINK_METRICS_ADDR", &metrics)
+            .env("SHOPSTREAM_CONSUMER_GROUP", format!("{}-{group}", self.id))
+            .env("SHOPSTREAM_METRICS_ADDR", &metrics)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -99,32 +94,6 @@ async fn metric(port: u16, name: &str) -> f64 {
         .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Every record of a topic, read with a fresh consumer group until it is idle.
-async fn read_topic(kafka: &KafkaArgs, topic: &str) -> Vec<OwnedMessage> {
-    let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
-    let consumer: StreamConsumer = kafka.consumer(&group, "e2e-reader").expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut out = Vec::new();
-    let mut wait = Duration::from_secs(20);
-    while let Ok(Ok(m)) = tokio::time::timeout(wait, consumer.recv()).await {
-        out.push(m.detach());
-        wait = Duration::from_secs(4);
-    }
-    out
 }
 
 fn session_ids(messages: &[OwnedMessage]) -> HashSet<String> {
@@ -162,12 +131,6 @@ async fn es_ids(es: &str, index: &str) -> HashSet<String> {
         .as_array()
         .map(|hits| hits.iter().filter_map(|h| h["_id"].as_str().map(String::from)).collect())
         .unwrap_or_default()
-}
-
-async fn es_count(es: &str, index: &str) -> u64 {
-    let Ok(resp) = reqwest::get(format!("{es}/{index}/_count")).await else { return 0 };
-    let v: serde_json::Value = resp.json().await.unwrap_or_default();
-    v["count"].as_u64().unwrap_or(0)
 }
 
 async fn stop(mut child: Child, what: &str) {

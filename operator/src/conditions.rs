@@ -6,7 +6,7 @@ use crate::crd::Condition;
 pub const READY: &str = "Ready";
 /// The spec passed the checks the schema cannot express and every referenced Secret exists.
 pub const SPEC_VALID: &str = "SpecValid";
-/// The four Kafka topics exist with the requested settings.
+/// The pipeline's Kafka topics exist with the requested settings.
 pub const TOPICS_READY: &str = "TopicsReady";
 /// Managed backends run and the model registry is reachable.
 pub const BACKENDS_READY: &str = "BackendsReady";

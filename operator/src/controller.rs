@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
@@ -25,7 +23,7 @@ use crate::crd::{AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, Worklo
 use crate::kafka::{Credentials, TopicAdmin, TopicError};
 use crate::metrics::Metrics;
 use crate::registry::{self, Registry, RegistryError};
-use crate::render::{self, Desired, RenderInputs};
+use crate::render::{self, CronJobApi, Desired, RenderInputs};
 use crate::validate::{self, Problem};
 
 /// The one field manager of every server-side apply the operator makes.
@@ -115,7 +113,7 @@ pub struct Context {
     /// MongoDB clients.
     pub registry: Registry,
     /// Whether the server serves batch/v1 CronJob (false on Kubernetes < 1.21).
-    pub cronjobs_supported: bool,
+    pub cronjob_api: Option<CronJobApi>,
     /// Tunables.
     pub settings: Settings,
     failures: std::sync::Mutex<HashMap<String, u32>>,
@@ -131,7 +129,7 @@ impl Context {
         identity: &str,
         settings: Settings,
     ) -> Result<Self, Error> {
-        let cronjobs_supported = cronjob_supported(&client).await?;
+        let cronjob_api = cronjob_api(&client).await?;
         let recorder = Recorder::new(
             client.clone(),
             Reporter { controller: FIELD_MANAGER.into(), instance: Some(identity.to_string()) },
@@ -141,7 +139,7 @@ impl Context {
             metrics,
             recorder,
             registry: Registry::default(),
-            cronjobs_supported,
+            cronjob_api,
             settings,
             failures: Default::default(),
             child_uids: Default::default(),
@@ -179,13 +177,21 @@ impl Context {
     }
 }
 
-/// Whether the API server serves `batch/v1` `CronJob` (discovery).
-pub async fn cronjob_supported(client: &Client) -> Result<bool, Error> {
-    let list = client
-        .list_api_group_resources("batch/v1")
-        .await
-        .map_err(kube_err("discovery of batch/v1"))?;
-    Ok(list.resources.iter().any(|r| r.name == "cronjobs"))
+/// The CronJob API the server serves: `batch/v1` (Kubernetes >= 1.21), else `batch/v1beta1`
+/// (1.20-1.24), else none.
+pub async fn cronjob_api(client: &Client) -> Result<Option<CronJobApi>, Error> {
+    for api in [CronJobApi::V1, CronJobApi::V1Beta1] {
+        let served = match client.list_api_group_resources(api.api_version()).await {
+            Ok(list) => list.resources.iter().any(|r| r.name == "cronjobs"),
+            // A group version the server does not serve answers 404.
+            Err(kube::Error::Api(e)) if e.code == 404 => false,
+            Err(e) => return Err(kube_err(format!("discovery of {}", api.api_version()))(e)),
+        };
+        if served {
+            return Ok(Some(api));
+        }
+    }
+    Ok(None)
 }
 
 async fn publish(
@@ -383,7 +389,7 @@ async fn apply(
                 if mongo_managed && !managed_ready {
                     None
                 } else {
-                    Some(ctx.registry.read(&url, &p.spec.mongodb.database, &name, privacy).await)
+                    Some(ctx.registry.read(&url, &p.database(), &p.id().key(), privacy).await)
                 }
             }
             None => None,
@@ -424,14 +430,12 @@ async fn apply(
     });
 
     // 3. Children.
-    let inputs = RenderInputs { suspend_training: exhausted.is_some() };
+    let inputs =
+        RenderInputs { suspend_training: exhausted.is_some(), cronjob_api: ctx.cronjob_api };
     let desired = render::render(&p, &inputs)?;
     let mut workloads = Vec::new();
     let mut applied = 0usize;
     for d in &desired {
-        if d.resource.kind == "CronJob" && !ctx.cronjobs_supported {
-            continue;
-        }
         let obj = apply_one(&ctx.client, d).await?;
         applied += 1;
         note_recreated(ctx, &p, d, &obj).await;
@@ -487,27 +491,30 @@ async fn apply(
         Observed::no(conditions::BACKENDS_READY, reason, backend_issues.join("; "))
     });
 
-    observed.push(if ctx.cronjobs_supported {
-        Observed::yes(
+    observed.push(match ctx.cronjob_api {
+        Some(api) => Observed::yes(
             conditions::OFFLINE_JOBS_READY,
             "CronJobsApplied",
-            if inputs.suspend_training {
-                "similarity CronJob scheduled; training CronJob suspended (privacy budget exhausted)"
-            } else {
-                "similarity and training CronJobs scheduled"
-            },
-        )
-    } else {
-        Observed::no(
+            format!(
+                "{} ({})",
+                if inputs.suspend_training {
+                    "similarity CronJob scheduled; training CronJob suspended (privacy budget exhausted)"
+                } else {
+                    "similarity and training CronJobs scheduled"
+                },
+                api.api_version()
+            ),
+        ),
+        None => Observed::no(
             conditions::OFFLINE_JOBS_READY,
             "CronJobUnsupported",
-            "the API server does not serve batch/v1 CronJob (Kubernetes < 1.21): the similarity \
-             and training jobs are not created; everything else is reconciled. Use Kubernetes >= 1.30",
-        )
+            "the API server serves neither batch/v1 nor batch/v1beta1 CronJob: the similarity \
+             and training jobs are not created; everything else is reconciled",
+        ),
     });
 
-    // 4. Kafka topics.
     let topics = p.spec.kafka.topics.all();
+    let topics: Vec<(&str, &crate::crd::TopicSpec)> = topics.iter().map(|(r, t)| (*r, t)).collect();
     let topic_result =
         match ctx.topic_admin(&p.spec.kafka.bootstrap_servers, kafka_credentials.as_ref()) {
             Ok(admin) => admin.ensure(&topics).await,
@@ -661,15 +668,17 @@ pub async fn run_controller(
     let owned =
         watcher::Config::default().labels("app.kubernetes.io/managed-by=shopstream-operator");
     let mut controller = Controller::new(api::<AnalyticsPipeline>(&client, namespace), wc)
-        .owns(api::<ConfigMap>(&client, namespace), owned.clone())
         .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
-        .owns(api::<Role>(&client, namespace), owned.clone())
-        .owns(api::<RoleBinding>(&client, namespace), owned.clone())
         .owns(api::<Service>(&client, namespace), owned.clone())
         .owns(api::<Deployment>(&client, namespace), owned.clone())
         .owns(api::<StatefulSet>(&client, namespace), owned.clone());
-    if ctx.cronjobs_supported {
-        controller = controller.owns(api::<CronJob>(&client, namespace), owned);
+    if let Some(cron) = ctx.cronjob_api {
+        let ar = cron.resource();
+        let cron_api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        controller = controller.owns_with(cron_api, ar, owned);
     }
     controller
         .with_config(kube::runtime::controller::Config::default().debounce(ctx.settings.debounce))

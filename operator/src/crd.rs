@@ -54,7 +54,7 @@ pub struct AnalyticsPipelineSpec {
     pub offline: OfflineSpec,
 }
 
-/// Kafka: bootstrap servers, optional credentials and the four topics.
+/// Kafka: bootstrap servers, optional credentials and the pipeline's topics.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSpec {
@@ -66,12 +66,12 @@ pub struct KafkaSpec {
     pub credentials_secret: Option<SecretRef>,
     /// The pipeline's topics.
     pub topics: TopicsSpec,
-    /// Delete the four topics when the AnalyticsPipeline is deleted.
+    /// Delete the pipeline's topics when the AnalyticsPipeline is deleted.
     #[serde(default)]
     pub delete_topics_on_deletion: bool,
 }
 
-/// The four topics of the streaming path.
+/// The topics of the streaming path.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicsSpec {
@@ -83,17 +83,33 @@ pub struct TopicsSpec {
     pub suspicious: TopicSpec,
     /// Records that could not be parsed.
     pub dead_letter: TopicSpec,
+    /// Records the processor could not store in Elasticsearch, with the reason in headers.
+    /// When absent: `<deadLetter.name>.processor` with the dead-letter topic's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processor_dead_letter: Option<TopicSpec>,
 }
 
 impl TopicsSpec {
-    /// The topics with their role names (`raw`, `valid`, `suspicious`, `deadLetter`).
-    pub fn all(&self) -> [(&'static str, &TopicSpec); 4] {
-        [
-            ("raw", &self.raw),
-            ("valid", &self.valid),
-            ("suspicious", &self.suspicious),
-            ("deadLetter", &self.dead_letter),
+    /// The topics with their role names (`raw`, `valid`, `suspicious`, `deadLetter`,
+    /// `processorDeadLetter`), the processor's dead-letter topic filled in when absent.
+    pub fn all(&self) -> Vec<(&'static str, TopicSpec)> {
+        vec![
+            ("raw", self.raw.clone()),
+            ("valid", self.valid.clone()),
+            ("suspicious", self.suspicious.clone()),
+            ("deadLetter", self.dead_letter.clone()),
+            ("processorDeadLetter", self.processor_dead_letter()),
         ]
+    }
+
+    /// The processor's dead-letter topic: as given, or derived from the dead-letter topic.
+    pub fn processor_dead_letter(&self) -> TopicSpec {
+        self.processor_dead_letter.clone().unwrap_or_else(|| TopicSpec {
+            name: shopstream_contract::PipelineId::default_processor_dead_letter(
+                &self.dead_letter.name,
+            ),
+            ..self.dead_letter.clone()
+        })
     }
 }
 
@@ -166,14 +182,11 @@ pub struct MongoSpec {
     /// Where MongoDB runs.
     #[serde(flatten)]
     pub backend: BackendSpec,
-    /// Database name.
-    #[serde(default = "default_database")]
+    /// Database name. When absent: `shopstream_<namespace>_<name>`, so pipelines sharing a
+    /// MongoDB never share sessions, similar users, models or budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[^/\\. \x22$]+$"))]
-    pub database: String,
-}
-
-fn default_database() -> String {
-    "shopstream".into()
+    pub database: Option<String>,
 }
 
 /// An external service.
@@ -583,5 +596,18 @@ impl AnalyticsPipeline {
     /// The pipeline name (empty if unset, which the API server never allows).
     pub fn name_or_empty(&self) -> &str {
         self.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// Namespace + name: what every per-pipeline name is derived from.
+    pub fn id(&self) -> shopstream_contract::PipelineId {
+        shopstream_contract::PipelineId::new(
+            self.metadata.namespace.as_deref().unwrap_or(""),
+            self.name_or_empty(),
+        )
+    }
+
+    /// The MongoDB database: as given, or derived from namespace + name.
+    pub fn database(&self) -> String {
+        self.spec.mongodb.database.clone().unwrap_or_else(|| self.id().default_database())
     }
 }

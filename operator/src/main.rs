@@ -124,10 +124,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .await
             .context("cannot reach the Kubernetes API server")?,
     );
-    if !ctx.cronjobs_supported {
-        tracing::warn!(
-            "batch/v1 CronJob is not served by this API server: offline jobs will be reported as unsupported"
-        );
+    match ctx.cronjob_api {
+        Some(api) => {
+            tracing::info!(api = api.api_version(), "CronJobs written in this API version")
+        }
+        None => tracing::warn!(
+            "the API server serves no CronJob API: offline jobs will be reported as unsupported"
+        ),
     }
     let lease = LeaseSettings {
         name: args.lease_name,

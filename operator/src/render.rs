@@ -1,58 +1,90 @@
 //! The pure renderer: `AnalyticsPipeline` -> the Kubernetes objects it owns.
 //!
 //! No I/O happens here; [`render`] is a function of the resource and of [`RenderInputs`] (facts
-//! the reconciler learnt elsewhere, such as an exhausted privacy budget), so every wiring rule
-//! is unit-tested.
+//! the reconciler learnt elsewhere, such as an exhausted privacy budget or the CronJob API the
+//! server serves), so every wiring rule is unit-tested.
 //!
-//! Workload contract (environment of every container running the `shopstream` image):
-//! `SHOPSTREAM_KAFKA`, `SHOPSTREAM_TOPIC_{RAW,VALID,SUSPICIOUS,DEAD_LETTER}`,
-//! `SHOPSTREAM_REDIS_URL`, `SHOPSTREAM_MONGO_URL`, `SHOPSTREAM_MONGO_DB`, `SHOPSTREAM_ES_URL`,
-//! `SHOPSTREAM_KIBANA_URL` (when configured), `SHOPSTREAM_PSEUDONYM_KEY` (from the Secret),
-//! `SHOPSTREAM_<BACKEND>_USERNAME`/`_PASSWORD` (from credential Secrets),
-//! `SHOPSTREAM_PIPELINE` (the resource name) and `SHOPSTREAM_PIPELINE_CONFIG` (the mounted
-//! ConfigMap's `pipeline.json`).
+//! What each workload container is told comes from the contract crate: [`workload_configs`]
+//! builds one typed [`WorkloadConfig`] per workload from the resource, and its `args()` and
+//! `env()` become the container's arguments and environment. Names that must differ between
+//! pipelines (consumer groups, Redis prefix, index prefixes, database) are derived from the
+//! pipeline's namespace + name ([`PipelineId`]).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, ResourceRequirements, SecretKeySelector,
+    Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use kube::core::{ApiResource, DynamicObject};
 use serde::Serialize;
-use serde_json::json;
-
-use crate::crd::{
-    AnalyticsPipeline, BackendSpec, CpuMemory, ManagedBackend, ResourcesSpec, SecretRef,
+use shopstream_contract::{
+    self as contract, Common, Credentials, EnvValue, GateRules, KafkaConfig, PipelineId,
+    TrainPrivacy, Workload, WorkloadConfig,
 };
+
+use crate::crd::{AnalyticsPipeline, BackendSpec, CpuMemory, ManagedBackend, ResourcesSpec};
 
 /// Label with the pipeline name, on every child.
 pub const PIPELINE_LABEL: &str = "shopstream.io/pipeline";
 /// Label with the component name (gate, processor, ...).
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
-/// Annotation holding a hash of the pipeline configuration (rolls Deployments on change).
-pub const CONFIG_HASH_ANNOTATION: &str = "shopstream.io/config-hash";
-/// Key of the pipeline configuration in the ConfigMap.
-pub const CONFIG_KEY: &str = "pipeline.json";
-/// Where the ConfigMap is mounted in every container.
-pub const CONFIG_DIR: &str = "/etc/shopstream";
 /// Port of every workload's Prometheus endpoint.
-pub const METRICS_PORT: i32 = 9100;
+pub const METRICS_PORT: i32 = contract::METRICS_PORT as i32;
 
 /// Facts from outside the resource that change what is rendered.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RenderInputs {
     /// Suspend the training CronJob (the privacy budget cannot pay for another run).
     pub suspend_training: bool,
+    /// The CronJob API version the server serves (`batch/v1`, or `batch/v1beta1` on
+    /// Kubernetes 1.20); `None` when it serves none (no CronJobs are rendered).
+    pub cronjob_api: Option<CronJobApi>,
+}
+
+impl Default for RenderInputs {
+    /// Training runs, CronJobs in `batch/v1`.
+    fn default() -> Self {
+        RenderInputs { suspend_training: false, cronjob_api: Some(CronJobApi::V1) }
+    }
+}
+
+/// The API version CronJobs are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CronJobApi {
+    /// `batch/v1` (Kubernetes >= 1.21).
+    #[default]
+    V1,
+    /// `batch/v1beta1` (Kubernetes 1.8 - 1.24; the same fields as far as we use them).
+    V1Beta1,
+}
+
+impl CronJobApi {
+    /// `group/version`.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            CronJobApi::V1 => "batch/v1",
+            CronJobApi::V1Beta1 => "batch/v1beta1",
+        }
+    }
+
+    /// The API resource of CronJobs in this version.
+    pub fn resource(self) -> ApiResource {
+        let mut ar = ApiResource::erase::<CronJob>(&());
+        if self == CronJobApi::V1Beta1 {
+            ar.version = "v1beta1".into();
+            ar.api_version = self.api_version().into();
+        }
+        ar
+    }
 }
 
 /// One object to apply: its API coordinates and its content.
@@ -102,11 +134,7 @@ impl Names {
     pub fn child(&self, suffix: &str) -> String {
         format!("{}-{}", self.pipeline, suffix)
     }
-    /// The ConfigMap.
-    pub fn config(&self) -> String {
-        self.child("config")
-    }
-    /// ServiceAccount, Role and RoleBinding of the workloads.
+    /// ServiceAccount of the workloads.
     pub fn service_account(&self) -> String {
         self.child("workload")
     }
@@ -120,14 +148,9 @@ impl Names {
     }
 }
 
-/// A streaming workload: component name and `shopstream` subcommand.
-pub const STREAMING: [(&str, &str); 4] =
-    [("generator", "generate"), ("gate", "gate"), ("processor", "process"), ("sink", "sink")];
-
 /// The backends: component name, port, URL scheme, default image, data path.
 struct BackendKind {
     component: &'static str,
-    env_prefix: &'static str,
     port: i32,
     default_image: &'static str,
     data_path: &'static str,
@@ -135,28 +158,24 @@ struct BackendKind {
 
 const REDIS: BackendKind = BackendKind {
     component: "redis",
-    env_prefix: "REDIS",
     port: 6379,
     default_image: "redis/redis-stack-server:7.4.0-v3",
     data_path: "/data",
 };
 const MONGODB: BackendKind = BackendKind {
     component: "mongodb",
-    env_prefix: "MONGO",
     port: 27017,
     default_image: "mongo:8.0",
     data_path: "/data/db",
 };
 const ELASTICSEARCH: BackendKind = BackendKind {
     component: "elasticsearch",
-    env_prefix: "ES",
     port: 9200,
     default_image: "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
     data_path: "/usr/share/elasticsearch/data",
 };
 const KIBANA: BackendKind = BackendKind {
     component: "kibana",
-    env_prefix: "KIBANA",
     port: 5601,
     default_image: "docker.elastic.co/kibana/kibana:8.15.3",
     data_path: "/usr/share/kibana/data",
@@ -204,26 +223,19 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar { name: name.to_string(), value: Some(value.into()), ..Default::default() }
 }
 
-fn env_secret(name: &str, secret: &str, key: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_string(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: secret.to_string(),
-                key: key.to_string(),
-                optional: Some(false),
+/// A contract entry as a container variable (Secret values stay `secretKeyRef`s).
+fn env_var(e: contract::EnvEntry) -> EnvVar {
+    match e.value {
+        EnvValue::Plain(v) => env(e.name, v),
+        EnvValue::Secret { name, key } => EnvVar {
+            name: e.name.to_string(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector { name, key, optional: Some(false) }),
+                ..Default::default()
             }),
             ..Default::default()
-        }),
-        ..Default::default()
+        },
     }
-}
-
-fn credential_env(prefix: &str, secret: &SecretRef) -> [EnvVar; 2] {
-    [
-        env_secret(&format!("SHOPSTREAM_{prefix}_USERNAME"), &secret.name, "username"),
-        env_secret(&format!("SHOPSTREAM_{prefix}_PASSWORD"), &secret.name, "password"),
-    ]
 }
 
 fn resources(r: Option<&ResourcesSpec>) -> Option<ResourceRequirements> {
@@ -246,14 +258,84 @@ fn resources(r: Option<&ResourcesSpec>) -> Option<ResourceRequirements> {
     })
 }
 
-/// FNV-1a 64: a stable hash of the configuration for the roll-out annotation.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+/// The typed configuration of every workload container of the pipeline, in render order
+/// (the generator only when the resource asks for one).
+pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
+    let s = &p.spec;
+    let names = Names::new(p.name_or_empty());
+    let ns = p.metadata.namespace.as_deref().unwrap_or("");
+    let t = &s.kafka.topics;
+    let kafka = KafkaConfig {
+        bootstrap_servers: s.kafka.bootstrap_servers.clone(),
+        credentials: s
+            .kafka
+            .credentials_secret
+            .as_ref()
+            .map(|c| Credentials { secret: c.name.clone() }),
+    };
+    let redis_url = backend_url(&REDIS, &s.redis, &names, ns);
+    let mongo_url = backend_url(&MONGODB, &s.mongodb.backend, &names, ns);
+    let es_url = backend_url(&ELASTICSEARCH, &s.elasticsearch, &names, ns);
+    let mongo_db = p.database();
+    let mut out = Vec::new();
+    if let Some(g) = &s.workloads.generator {
+        out.push(WorkloadConfig::Generator(contract::GeneratorConfig {
+            kafka: kafka.clone(),
+            topic_raw: t.raw.name.clone(),
+            rate: g.rate,
+            seed: g.seed.and_then(|v| u64::try_from(v).ok()),
+        }));
     }
-    h
+    let r = &s.workloads.gate.rules;
+    out.push(WorkloadConfig::Gate(contract::GateConfig {
+        kafka: kafka.clone(),
+        topic_raw: t.raw.name.clone(),
+        topic_valid: t.valid.name.clone(),
+        topic_suspicious: t.suspicious.name.clone(),
+        topic_dead_letter: t.dead_letter.name.clone(),
+        redis_url,
+        rules: GateRules {
+            flag_unknown_device: r.flag_unknown_device,
+            flag_unknown_referrer: r.flag_unknown_referrer,
+            bloom_capacity: u64::try_from(r.bloom_capacity).unwrap_or(0),
+            bloom_error_rate: r.bloom_error_rate,
+            verdict_ttl_seconds: u64::try_from(r.verdict_ttl_seconds).unwrap_or(0),
+        },
+    }));
+    out.push(WorkloadConfig::Processor(contract::ProcessorConfig {
+        kafka: kafka.clone(),
+        topic_valid: t.valid.name.clone(),
+        topic_dead_letter: t.processor_dead_letter().name,
+        es_url: es_url.clone(),
+    }));
+    let key = &s.pseudonymisation.key_secret;
+    out.push(WorkloadConfig::Sink(contract::SinkConfig {
+        kafka,
+        topic_valid: t.valid.name.clone(),
+        topic_dead_letter: t.dead_letter.name.clone(),
+        mongo_url: mongo_url.clone(),
+        mongo_db: mongo_db.clone(),
+        pseudonym_key: (key.name.clone(), key.key.clone()),
+    }));
+    out.push(WorkloadConfig::Similarity(contract::SimilarityConfig {
+        mongo_url: mongo_url.clone(),
+        mongo_db: mongo_db.clone(),
+        es_url,
+        threshold: s.offline.similarity.threshold,
+    }));
+    let tr = &s.offline.training;
+    out.push(WorkloadConfig::Train(contract::TrainConfig {
+        mongo_url,
+        mongo_db,
+        models: tr.models.iter().map(|m| m.as_str().to_string()).collect(),
+        // The resource promises differentially private models: the CronJob never registers
+        // the plain ones.
+        privacy: TrainPrivacy::Private,
+        total_epsilon: tr.privacy.total_epsilon,
+        delta: tr.privacy.delta,
+        epsilon_per_run: tr.privacy.epsilon_per_run,
+    }));
+    out
 }
 
 /// Everything the renderer needs, resolved once.
@@ -263,7 +345,7 @@ struct Ctx<'a> {
     ns: String,
     names: Names,
     owner: OwnerReference,
-    config_hash: String,
+    common: Common,
 }
 
 impl Ctx<'_> {
@@ -275,51 +357,6 @@ impl Ctx<'_> {
             owner_references: Some(vec![self.owner.clone()]),
             ..Default::default()
         }
-    }
-
-    /// Environment shared by every `shopstream` container.
-    fn common_env(&self) -> Vec<EnvVar> {
-        let s = &self.p.spec;
-        let t = &s.kafka.topics;
-        let mut v = vec![
-            env("SHOPSTREAM_PIPELINE", self.name.clone()),
-            env("SHOPSTREAM_PIPELINE_CONFIG", format!("{CONFIG_DIR}/{CONFIG_KEY}")),
-            env("SHOPSTREAM_KAFKA", s.kafka.bootstrap_servers.clone()),
-            env("SHOPSTREAM_TOPIC_RAW", t.raw.name.clone()),
-            env("SHOPSTREAM_TOPIC_VALID", t.valid.name.clone()),
-            env("SHOPSTREAM_TOPIC_SUSPICIOUS", t.suspicious.name.clone()),
-            env("SHOPSTREAM_TOPIC_DEAD_LETTER", t.dead_letter.name.clone()),
-            env("SHOPSTREAM_REDIS_URL", backend_url(&REDIS, &s.redis, &self.names, &self.ns)),
-            env(
-                "SHOPSTREAM_MONGO_URL",
-                backend_url(&MONGODB, &s.mongodb.backend, &self.names, &self.ns),
-            ),
-            env("SHOPSTREAM_MONGO_DB", s.mongodb.database.clone()),
-            env(
-                "SHOPSTREAM_ES_URL",
-                backend_url(&ELASTICSEARCH, &s.elasticsearch, &self.names, &self.ns),
-            ),
-        ];
-        if let Some(k) = &s.kibana {
-            v.push(env("SHOPSTREAM_KIBANA_URL", backend_url(&KIBANA, k, &self.names, &self.ns)));
-        }
-        if let Some(c) = &s.kafka.credentials_secret {
-            v.extend(credential_env("KAFKA", c));
-        }
-        for (kind, spec) in self.backends() {
-            if let BackendSpec::External(e) = spec
-                && let Some(c) = &e.credentials_secret
-            {
-                v.extend(credential_env(kind.env_prefix, c));
-            }
-        }
-        v.push(env_secret(
-            "SHOPSTREAM_PSEUDONYM_KEY",
-            &s.pseudonymisation.key_secret.name,
-            &s.pseudonymisation.key_secret.key,
-        ));
-        v.push(env("RUST_LOG", "info"));
-        v
     }
 
     fn backends(&self) -> Vec<(&'static BackendKind, &BackendSpec)> {
@@ -335,18 +372,12 @@ impl Ctx<'_> {
         v
     }
 
-    fn container(
-        &self,
-        component: &str,
-        args: Vec<String>,
-        extra_env: Vec<EnvVar>,
-        res: Option<&ResourcesSpec>,
-        metrics: bool,
-    ) -> Container {
-        let mut env = self.common_env();
-        env.extend(extra_env);
+    /// The container of one workload: the contract's args and env, the image, resources and,
+    /// for streaming workloads, the metrics port.
+    fn container(&self, config: &WorkloadConfig, res: Option<&ResourcesSpec>) -> Container {
+        let workload = config.workload();
         Container {
-            name: component.to_string(),
+            name: workload.component().to_string(),
             image: Some(self.p.spec.workloads.image.clone()),
             image_pull_policy: self
                 .p
@@ -354,9 +385,9 @@ impl Ctx<'_> {
                 .workloads
                 .image_pull_policy
                 .map(|p| p.as_str().to_string()),
-            args: Some(args),
-            env: Some(env),
-            ports: metrics.then(|| {
+            args: Some(config.args()),
+            env: Some(config.env(&self.common).into_iter().map(env_var).collect()),
+            ports: workload.is_streaming().then(|| {
                 vec![ContainerPort {
                     name: Some("metrics".into()),
                     container_port: METRICS_PORT,
@@ -365,12 +396,6 @@ impl Ctx<'_> {
                 }]
             }),
             resources: resources(res),
-            volume_mounts: Some(vec![VolumeMount {
-                name: "config".into(),
-                mount_path: CONFIG_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            }]),
             ..Default::default()
         }
     }
@@ -380,56 +405,13 @@ impl Ctx<'_> {
             service_account_name: Some(self.names.service_account()),
             containers,
             restart_policy: restart.map(str::to_string),
-            volumes: Some(vec![Volume {
-                name: "config".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: self.names.config(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }]),
             ..Default::default()
         }
     }
 
     fn pod_meta(&self, component: &str) -> ObjectMeta {
-        ObjectMeta {
-            labels: Some(labels(&self.name, component)),
-            annotations: Some(BTreeMap::from([(
-                CONFIG_HASH_ANNOTATION.to_string(),
-                self.config_hash.clone(),
-            )])),
-            ..Default::default()
-        }
+        ObjectMeta { labels: Some(labels(&self.name, component)), ..Default::default() }
     }
-}
-
-/// The pipeline configuration written into the ConfigMap (no secret values, only references).
-pub fn pipeline_config(p: &AnalyticsPipeline) -> serde_json::Value {
-    let s = &p.spec;
-    let names = Names::new(p.name_or_empty());
-    let ns = p.metadata.namespace.as_deref().unwrap_or("");
-    let topics: serde_json::Map<String, serde_json::Value> =
-        s.kafka.topics.all().iter().map(|(role, t)| ((*role).to_string(), json!(t))).collect();
-    json!({
-        "pipeline": p.name_or_empty(),
-        "kafka": { "bootstrapServers": s.kafka.bootstrap_servers, "topics": topics },
-        "redis": { "url": backend_url(&REDIS, &s.redis, &names, ns) },
-        "mongodb": {
-            "url": backend_url(&MONGODB, &s.mongodb.backend, &names, ns),
-            "database": s.mongodb.database,
-        },
-        "elasticsearch": { "url": backend_url(&ELASTICSEARCH, &s.elasticsearch, &names, ns) },
-        "kibana": s.kibana.as_ref().map(|k| json!({ "url": backend_url(&KIBANA, k, &names, ns) })),
-        "gate": { "rules": s.workloads.gate.rules },
-        "generator": s.workloads.generator.as_ref().map(|g| json!({ "rate": g.rate, "seed": g.seed })),
-        "similarity": { "schedule": s.offline.similarity.schedule, "threshold": s.offline.similarity.threshold },
-        "training": {
-            "schedule": s.offline.training.schedule,
-            "models": s.offline.training.models,
-            "privacy": s.offline.training.privacy,
-        },
-    })
 }
 
 fn to_dynamic<K>(kind: &'static str, obj: &K) -> Result<Desired, RenderError>
@@ -443,76 +425,27 @@ where
     Ok(Desired { resource: ApiResource::erase::<K>(&()), object })
 }
 
-/// Renders every object the pipeline owns, in apply order (config and RBAC first).
+/// Renders every object the pipeline owns, in apply order (ServiceAccount first).
 pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desired>, RenderError> {
     let name = p.metadata.name.clone().ok_or(RenderError::MissingMetadata("name"))?;
     let ns = p.metadata.namespace.clone().ok_or(RenderError::MissingMetadata("namespace"))?;
     let owner = p.controller_owner_ref(&()).ok_or(RenderError::MissingMetadata("uid"))?;
-    let config = pipeline_config(p);
-    let config_text = serde_json::to_string_pretty(&config)
-        .map_err(|source| RenderError::Convert { kind: "ConfigMap", source })?;
     let ctx = Ctx {
         p,
         names: Names::new(&name),
-        config_hash: format!("{:016x}", fnv1a(config_text.as_bytes())),
+        common: Common { pipeline: PipelineId::new(&ns, &name), log: "info".into() },
         name,
         ns,
         owner,
     };
     let mut out = Vec::new();
 
-    // Configuration.
-    out.push(to_dynamic(
-        "ConfigMap",
-        &ConfigMap {
-            metadata: ctx.meta(ctx.names.config(), "config"),
-            data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), config_text)])),
-            ..Default::default()
-        },
-    )?);
-
-    // RBAC of the workloads: read their own ConfigMap, publish events.
-    let sa = ctx.names.service_account();
+    // The workloads' identity. They call no Kubernetes API, so it holds no Role.
     out.push(to_dynamic(
         "ServiceAccount",
-        &ServiceAccount { metadata: ctx.meta(sa.clone(), "rbac"), ..Default::default() },
-    )?);
-    out.push(to_dynamic(
-        "Role",
-        &Role {
-            metadata: ctx.meta(sa.clone(), "rbac"),
-            rules: Some(vec![
-                PolicyRule {
-                    api_groups: Some(vec![String::new()]),
-                    resources: Some(vec!["configmaps".into()]),
-                    resource_names: Some(vec![ctx.names.config()]),
-                    verbs: vec!["get".into(), "watch".into(), "list".into()],
-                    ..Default::default()
-                },
-                PolicyRule {
-                    api_groups: Some(vec!["events.k8s.io".into()]),
-                    resources: Some(vec!["events".into()]),
-                    verbs: vec!["create".into(), "patch".into()],
-                    ..Default::default()
-                },
-            ]),
-        },
-    )?);
-    out.push(to_dynamic(
-        "RoleBinding",
-        &RoleBinding {
-            metadata: ctx.meta(sa.clone(), "rbac"),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "Role".into(),
-                name: sa.clone(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: sa.clone(),
-                namespace: Some(ctx.ns.clone()),
-                ..Default::default()
-            }]),
+        &ServiceAccount {
+            metadata: ctx.meta(ctx.names.service_account(), "rbac"),
+            ..Default::default()
         },
     )?);
 
@@ -523,142 +456,94 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
         }
     }
 
-    // Streaming workloads.
     let w = &p.spec.workloads;
-    for (component, subcommand) in STREAMING {
-        let (workload, args, extra) = match component {
-            "generator" => {
-                let Some(g) = &w.generator else { continue };
-                let mut args = vec![
-                    subcommand.to_string(),
-                    "--kafka-topic".to_string(),
-                    p.spec.kafka.topics.raw.name.clone(),
-                ];
-                if let Some(rate) = g.rate {
-                    args.extend(["--rate".to_string(), rate.to_string()]);
+    let off = &p.spec.offline;
+    for config in workload_configs(p) {
+        let workload = config.workload();
+        let component = workload.component();
+        match workload {
+            Workload::Similarity | Workload::Train => {
+                let Some(api) = inputs.cronjob_api else { continue };
+                let (name, schedule, suspend, res) = if workload == Workload::Similarity {
+                    (
+                        ctx.names.similarity(),
+                        &off.similarity.schedule,
+                        false,
+                        &off.similarity.resources,
+                    )
+                } else {
+                    (
+                        ctx.names.training(),
+                        &off.training.schedule,
+                        inputs.suspend_training,
+                        &off.training.resources,
+                    )
+                };
+                let container = ctx.container(&config, res.as_ref());
+                let mut d = to_dynamic(
+                    "CronJob",
+                    &cronjob(&ctx, name, component, schedule, suspend, container),
+                )?;
+                if api != CronJobApi::V1 {
+                    d.resource = api.resource();
+                    if let Some(t) = d.object.types.as_mut() {
+                        t.api_version = api.api_version().to_string();
+                    }
                 }
-                if let Some(seed) = g.seed {
-                    args.extend(["--seed".to_string(), seed.to_string()]);
-                }
-                (&g.workload, args, vec![])
+                out.push(d);
             }
-            "gate" => {
-                let r = &w.gate.rules;
-                let extra = vec![
-                    env("SHOPSTREAM_GATE_BLOOM_CAPACITY", r.bloom_capacity.to_string()),
-                    env("SHOPSTREAM_GATE_BLOOM_ERROR_RATE", r.bloom_error_rate.to_string()),
-                    env("SHOPSTREAM_GATE_VERDICT_TTL_SECS", r.verdict_ttl_seconds.to_string()),
-                    env("SHOPSTREAM_GATE_FLAG_UNKNOWN_DEVICE", r.flag_unknown_device.to_string()),
-                    env(
-                        "SHOPSTREAM_GATE_FLAG_UNKNOWN_REFERRER",
-                        r.flag_unknown_referrer.to_string(),
-                    ),
-                    env("SHOPSTREAM_GATE_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}")),
-                ];
-                (&w.gate.workload, vec![subcommand.to_string()], extra)
-            }
-            // Each workload reads its own metrics-address variable; the Service scrapes
-            // METRICS_PORT, so every one is told to listen there.
-            "processor" => (
-                &w.processor,
-                vec![subcommand.to_string()],
-                vec![env("SHOPSTREAM_PROCESSOR_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}"))],
-            ),
-            _ => (
-                &w.sink,
-                vec![subcommand.to_string()],
-                vec![env("SHOPSTREAM_SINK_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}"))],
-            ),
-        };
-        let mut extra = extra;
-        extra.push(env("SHOPSTREAM_METRICS_ADDR", format!("0.0.0.0:{METRICS_PORT}")));
-        let dep_name = ctx.names.child(component);
-        let container = ctx.container(component, args, extra, workload.resources.as_ref(), true);
-        out.push(to_dynamic(
-            "Deployment",
-            &Deployment {
-                metadata: ctx.meta(dep_name.clone(), component),
-                spec: Some(DeploymentSpec {
-                    replicas: Some(workload.replicas),
-                    selector: LabelSelector {
-                        match_labels: Some(selector(&ctx.name, component)),
+            Workload::Generator | Workload::Gate | Workload::Processor | Workload::Sink => {
+                let workload_spec = match workload {
+                    Workload::Generator => match &w.generator {
+                        Some(g) => &g.workload,
+                        None => continue,
+                    },
+                    Workload::Gate => &w.gate.workload,
+                    Workload::Processor => &w.processor,
+                    _ => &w.sink,
+                };
+                let dep_name = ctx.names.child(component);
+                let container = ctx.container(&config, workload_spec.resources.as_ref());
+                out.push(to_dynamic(
+                    "Deployment",
+                    &Deployment {
+                        metadata: ctx.meta(dep_name.clone(), component),
+                        spec: Some(DeploymentSpec {
+                            replicas: Some(workload_spec.replicas),
+                            selector: LabelSelector {
+                                match_labels: Some(selector(&ctx.name, component)),
+                                ..Default::default()
+                            },
+                            template: PodTemplateSpec {
+                                metadata: Some(ctx.pod_meta(component)),
+                                spec: Some(ctx.pod_spec(vec![container], None)),
+                            },
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     },
-                    template: PodTemplateSpec {
-                        metadata: Some(ctx.pod_meta(component)),
-                        spec: Some(ctx.pod_spec(vec![container], None)),
-                    },
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )?);
-        out.push(to_dynamic(
-            "Service",
-            &Service {
-                metadata: ctx.meta(dep_name, component),
-                spec: Some(ServiceSpec {
-                    selector: Some(selector(&ctx.name, component)),
-                    ports: Some(vec![ServicePort {
-                        name: Some("metrics".into()),
-                        port: METRICS_PORT,
-                        protocol: Some("TCP".into()),
-                        target_port: Some(IntOrString::String("metrics".into())),
+                )?);
+                out.push(to_dynamic(
+                    "Service",
+                    &Service {
+                        metadata: ctx.meta(dep_name, component),
+                        spec: Some(ServiceSpec {
+                            selector: Some(selector(&ctx.name, component)),
+                            ports: Some(vec![ServicePort {
+                                name: Some("metrics".into()),
+                                port: METRICS_PORT,
+                                protocol: Some("TCP".into()),
+                                target_port: Some(IntOrString::String("metrics".into())),
+                                ..Default::default()
+                            }]),
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )?);
+                    },
+                )?);
+            }
+        }
     }
-
-    // Offline CronJobs.
-    let sim = &p.spec.offline.similarity;
-    out.push(to_dynamic(
-        "CronJob",
-        &cronjob(
-            &ctx,
-            ctx.names.similarity(),
-            "similarity",
-            &sim.schedule,
-            false,
-            ctx.container(
-                "similarity",
-                vec!["similarity".into()],
-                vec![env("SHOPSTREAM_SIMILARITY_THRESHOLD", sim.threshold.to_string())],
-                sim.resources.as_ref(),
-                false,
-            ),
-        ),
-    )?);
-    let tr = &p.spec.offline.training;
-    let models: Vec<&str> = tr.models.iter().map(|m| m.as_str()).collect();
-    out.push(to_dynamic(
-        "CronJob",
-        &cronjob(
-            &ctx,
-            ctx.names.training(),
-            "train",
-            &tr.schedule,
-            inputs.suspend_training,
-            ctx.container(
-                "train",
-                vec!["train".into()],
-                vec![
-                    env("SHOPSTREAM_TRAIN_MODELS", models.join(",")),
-                    env("SHOPSTREAM_PRIVACY_TOTAL_EPSILON", tr.privacy.total_epsilon.to_string()),
-                    env("SHOPSTREAM_PRIVACY_DELTA", tr.privacy.delta.to_string()),
-                    env(
-                        "SHOPSTREAM_PRIVACY_EPSILON_PER_RUN",
-                        tr.privacy.epsilon_per_run.to_string(),
-                    ),
-                ],
-                tr.resources.as_ref(),
-                false,
-            ),
-        ),
-    )?);
     Ok(out)
 }
 

@@ -39,6 +39,26 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
             });
         }
     }
+    // Credentials for Redis, MongoDB, Elasticsearch and Kibana would be rendered into the
+    // workloads, but no workload authenticates with them yet: refuse rather than pretend.
+    let backends: [(&str, Option<&BackendSpec>); 4] = [
+        ("redis", Some(&spec.redis)),
+        ("mongodb", Some(&spec.mongodb.backend)),
+        ("elasticsearch", Some(&spec.elasticsearch)),
+        ("kibana", spec.kibana.as_ref()),
+    ];
+    for (field, b) in backends {
+        if let Some(BackendSpec::External(e)) = b
+            && e.credentials_secret.is_some()
+        {
+            out.push(Problem {
+                field: format!("spec.{field}.external.credentialsSecret"),
+                message: "authentication to this backend is not supported by the workloads yet; \
+                          remove the field (Kafka SASL credentials are supported)"
+                    .into(),
+            });
+        }
+    }
     let mut seen = Vec::new();
     for (i, m) in spec.offline.training.models.iter().enumerate() {
         if seen.contains(m) {

@@ -7,12 +7,12 @@ use std::process::{Command, Stdio};
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Service};
+use k8s_openapi::api::core::v1::{EnvVar, Service};
 use mongodb::bson::{DateTime, doc};
 use shopstream_operator::conditions::{self, Observed};
 use shopstream_operator::crd::{AnalyticsPipeline, BackendSpec, ModelKind};
 use shopstream_operator::registry;
-use shopstream_operator::render::{Desired, RenderInputs, render};
+use shopstream_operator::render::{CronJobApi, Desired, RenderInputs, render};
 use shopstream_operator::validate;
 
 const EXAMPLE: &str = include_str!("../../crds/examples/pipeline.yaml");
@@ -55,10 +55,7 @@ fn renders_every_child_with_owner_reference_and_labels() {
     let objs = render(&p, &RenderInputs::default()).expect("renders");
     let keys: Vec<String> = objs.iter().map(Desired::key).collect();
     for want in [
-        "ConfigMap/shop-config",
         "ServiceAccount/shop-workload",
-        "Role/shop-workload",
-        "RoleBinding/shop-workload",
         "Deployment/shop-generator",
         "Deployment/shop-gate",
         "Deployment/shop-processor",
@@ -71,6 +68,8 @@ fn renders_every_child_with_owner_reference_and_labels() {
     ] {
         assert!(keys.contains(&want.to_string()), "{want} missing from {keys:?}");
     }
+    // no mounted configuration (the environment is the one channel) and no unused RBAC
+    assert!(!keys.iter().any(|k| k.starts_with("ConfigMap/") || k.starts_with("Role")));
     // external backends get no StatefulSet
     assert!(!keys.iter().any(|k| k == "StatefulSet/shop-redis" || k == "StatefulSet/shop-mongodb"));
     for d in &objs {
@@ -112,17 +111,46 @@ fn workloads_are_wired_to_topics_services_and_secrets() {
     assert_eq!(value(&env, "SHOPSTREAM_TOPIC_SUSPICIOUS"), "shop.sessions.suspicious");
     assert_eq!(value(&env, "SHOPSTREAM_TOPIC_DEAD_LETTER"), "shop.sessions.dead-letter");
     assert_eq!(value(&env, "SHOPSTREAM_REDIS_URL"), "redis://127.0.0.1:16379");
-    assert_eq!(
-        value(&env, "SHOPSTREAM_MONGO_URL"),
-        "mongodb://127.0.0.1:27117/?directConnection=true"
-    );
-    assert_eq!(value(&env, "SHOPSTREAM_MONGO_DB"), "shopstream");
-    assert_eq!(value(&env, "SHOPSTREAM_ES_URL"), "http://127.0.0.1:19200");
-    // the managed Kibana is reached through its Service
-    assert_eq!(value(&env, "SHOPSTREAM_KIBANA_URL"), "http://shop-kibana.shop-ns.svc:5601");
+    // per-pipeline names, derived from namespace + name
+    assert_eq!(value(&env, "SHOPSTREAM_CONSUMER_GROUP"), "shopstream.shop-ns.shop.gate");
+    assert_eq!(value(&env, "SHOPSTREAM_GATE_REDIS_PREFIX"), "shopstream:shop-ns:shop:gate");
     assert_eq!(value(&env, "SHOPSTREAM_GATE_BLOOM_CAPACITY"), "1000000");
     assert_eq!(value(&env, "SHOPSTREAM_GATE_FLAG_UNKNOWN_DEVICE"), "true");
-    let key = env["SHOPSTREAM_PSEUDONYM_KEY"]
+    // each container gets only what its workload reads: the gate talks to no MongoDB,
+    // Elasticsearch or Kibana and never sees the pseudonym key
+    for absent in [
+        "SHOPSTREAM_MONGO_URL",
+        "SHOPSTREAM_ES_URL",
+        "SHOPSTREAM_KIBANA_URL",
+        "SHOPSTREAM_PSEUDONYM_KEY",
+        "SHOPSTREAM_PIPELINE_CONFIG",
+    ] {
+        assert!(!env.contains_key(absent), "gate has {absent}");
+    }
+    assert!(pod.volumes.is_none() && c.volume_mounts.is_none(), "nothing mounted");
+    let sink: Deployment = typed(&objs, "Deployment", "shop-sink");
+    let sink_pod = sink.spec.expect("spec").template.spec.expect("pod");
+    let senv = env_map(sink_pod.containers[0].env.as_deref().expect("env"));
+    assert_eq!(
+        value(&senv, "SHOPSTREAM_MONGO_URL"),
+        "mongodb://127.0.0.1:27117/?directConnection=true"
+    );
+    assert_eq!(value(&senv, "SHOPSTREAM_MONGO_DB"), "shopstream");
+    assert_eq!(value(&senv, "SHOPSTREAM_CONSUMER_GROUP"), "shopstream.shop-ns.shop.sink");
+    let processor: Deployment = typed(&objs, "Deployment", "shop-processor");
+    let penv = env_map(
+        processor.spec.expect("spec").template.spec.expect("pod").containers[0]
+            .env
+            .as_deref()
+            .expect("env"),
+    );
+    assert_eq!(value(&penv, "SHOPSTREAM_ES_URL"), "http://127.0.0.1:19200");
+    assert_eq!(value(&penv, "SHOPSTREAM_ES_INDEX_PREFIX"), "shopstream-shop-ns-shop-");
+    assert_eq!(
+        value(&penv, "SHOPSTREAM_TOPIC_PROCESSOR_DEAD_LETTER"),
+        "shop.sessions.dead-letter.processor"
+    );
+    let key = senv["SHOPSTREAM_PSEUDONYM_KEY"]
         .value_from
         .as_ref()
         .and_then(|v| v.secret_key_ref.as_ref())
@@ -133,41 +161,64 @@ fn workloads_are_wired_to_topics_services_and_secrets() {
     let res = c.resources.as_ref().expect("resources");
     assert_eq!(res.requests.as_ref().expect("requests")["cpu"].0, "100m");
     assert_eq!(res.limits.as_ref().expect("limits")["memory"].0, "512Mi");
-    // config mounted and hashed
-    let cm: ConfigMap = typed(&objs, "ConfigMap", "shop-config");
-    let cfg: serde_json::Value =
-        serde_json::from_str(&cm.data.expect("data")["pipeline.json"]).expect("json config");
-    assert_eq!(cfg["kafka"]["topics"]["deadLetter"]["partitions"], 1);
-    assert_eq!(cfg["training"]["privacy"]["epsilonPerRun"], 1.0);
-    let annotations = spec.template.metadata.expect("pod meta").annotations.expect("ann");
-    assert_eq!(annotations["shopstream.io/config-hash"].len(), 16);
 
     let generator: Deployment = typed(&objs, "Deployment", "shop-generator");
     let gc = &generator.spec.expect("spec").template.spec.expect("pod").containers[0];
-    assert_eq!(
-        gc.args.clone().expect("args"),
-        ["generate", "--kafka-topic", "shop.sessions.raw", "--rate", "50", "--seed", "7"]
-    );
+    assert_eq!(gc.args.clone().expect("args"), ["generate"]);
+    let genv = env_map(gc.env.as_deref().expect("env"));
+    assert_eq!(value(&genv, "SHOPSTREAM_TOPIC_RAW"), "shop.sessions.raw");
+    assert_eq!(value(&genv, "SHOPSTREAM_RATE"), "50");
+    assert_eq!(value(&genv, "SHOPSTREAM_SEED"), "7");
     let svc: Service = typed(&objs, "Service", "shop-gate");
     let sel = svc.spec.expect("spec").selector.expect("selector");
     assert_eq!(sel["app.kubernetes.io/component"], "gate");
 }
 
+/// Two pipelines of the same name in two namespaces, on the same backends, share no consumer
+/// group, Redis prefix, index, database or budget key.
 #[test]
-fn a_config_change_changes_the_pod_template_hash() {
-    let p = example();
-    let hash = |p: &AnalyticsPipeline| -> String {
-        let objs = render(p, &RenderInputs::default()).expect("renders");
-        let d: Deployment = typed(&objs, "Deployment", "shop-sink");
-        d.spec.expect("spec").template.metadata.expect("meta").annotations.expect("ann")
-            ["shopstream.io/config-hash"]
-            .clone()
+fn pipelines_in_two_namespaces_share_no_backend_names() {
+    let a = example();
+    let mut b = example();
+    b.metadata.namespace = Some("other-ns".into());
+    b.spec.mongodb.database = None;
+    let env_of = |p: &AnalyticsPipeline| -> BTreeMap<String, String> {
+        let mut all = BTreeMap::new();
+        for d in render(p, &RenderInputs::default()).expect("renders") {
+            let v = serde_json::to_value(&d.object).expect("json");
+            let containers = v
+                .pointer("/spec/template/spec/containers")
+                .or_else(|| v.pointer("/spec/jobTemplate/spec/template/spec/containers"));
+            for c in containers.and_then(|c| c.as_array()).into_iter().flatten() {
+                for e in c["env"].as_array().into_iter().flatten() {
+                    if let Some(val) = e["value"].as_str() {
+                        let name = e["name"].as_str().unwrap_or_default();
+                        all.insert(format!("{}/{name}", d.key()), val.to_string());
+                    }
+                }
+            }
+        }
+        all
     };
-    let before = hash(&p);
-    assert_eq!(before, hash(&p), "hash is deterministic");
-    let mut q = p.clone();
-    q.spec.kafka.topics.valid.retention_ms = 1000;
-    assert_ne!(before, hash(&q));
+    let (ea, eb) = (env_of(&a), env_of(&b));
+    for var in [
+        "SHOPSTREAM_CONSUMER_GROUP",
+        "SHOPSTREAM_GATE_REDIS_PREFIX",
+        "SHOPSTREAM_ES_INDEX_PREFIX",
+        "SHOPSTREAM_SIMILARITY_INDEX",
+        "SHOPSTREAM_PIPELINE",
+    ] {
+        let va: Vec<&String> =
+            ea.iter().filter(|(k, _)| k.ends_with(var)).map(|(_, v)| v).collect();
+        let vb: Vec<&String> =
+            eb.iter().filter(|(k, _)| k.ends_with(var)).map(|(_, v)| v).collect();
+        assert!(!va.is_empty(), "{var} rendered");
+        assert!(va.iter().all(|v| !vb.contains(v)), "{var}: {va:?} vs {vb:?}");
+    }
+    // without a database in the spec, each pipeline gets its own
+    assert_eq!(b.database(), "shopstream_other-ns_shop");
+    assert_eq!(ea["Deployment/shop-sink/SHOPSTREAM_MONGO_DB"], "shopstream");
+    assert_eq!(eb["Deployment/shop-sink/SHOPSTREAM_MONGO_DB"], "shopstream_other-ns_shop");
 }
 
 #[test]
@@ -197,7 +248,9 @@ fn cronjobs_carry_schedule_threshold_and_privacy_and_suspend_on_exhausted_budget
     assert_eq!(value(&env, "SHOPSTREAM_PRIVACY_TOTAL_EPSILON"), "10");
     assert_eq!(value(&env, "SHOPSTREAM_PRIVACY_EPSILON_PER_RUN"), "1");
     assert_eq!(value(&env, "SHOPSTREAM_PRIVACY_DELTA"), "0.00001");
-    assert_eq!(value(&env, "SHOPSTREAM_PIPELINE"), "shop");
+    assert_eq!(value(&env, "SHOPSTREAM_PIPELINE"), "shop-ns/shop");
+    // the resource promises private models: the plain ones are never trained in the cluster
+    assert_eq!(value(&env, "SHOPSTREAM_TRAIN_PRIVACY"), "private");
 
     // A spent budget suspends training (and only training).
     let budget = registry::budget(
@@ -206,11 +259,56 @@ fn cronjobs_carry_schedule_threshold_and_privacy_and_suspend_on_exhausted_budget
     );
     let why = registry::exhausted(&budget, &p.spec.offline.training.privacy).expect("exhausted");
     assert!(why.contains("epsilonPerRun"), "{why}");
-    let objs = render(&p, &RenderInputs { suspend_training: true }).expect("renders");
+    let objs = render(&p, &RenderInputs { suspend_training: true, ..RenderInputs::default() })
+        .expect("renders");
     let train: CronJob = typed(&objs, "CronJob", "shop-train");
     assert_eq!(train.spec.expect("spec").suspend, Some(true));
     let sim: CronJob = typed(&objs, "CronJob", "shop-similarity");
     assert_eq!(sim.spec.expect("spec").suspend, Some(false));
+}
+
+/// Kubernetes 1.20-1.24 serve CronJobs as `batch/v1beta1`; servers with neither get none.
+#[test]
+fn cronjobs_follow_the_api_version_the_server_serves() {
+    let p = example();
+    let v1 = render(&p, &RenderInputs::default()).expect("renders");
+    let beta = render(
+        &p,
+        &RenderInputs { cronjob_api: Some(CronJobApi::V1Beta1), ..RenderInputs::default() },
+    )
+    .expect("renders");
+    let none = render(&p, &RenderInputs { cronjob_api: None, ..RenderInputs::default() })
+        .expect("renders");
+    let crons = |objs: &[Desired]| -> Vec<(String, String, String)> {
+        objs.iter()
+            .filter(|d| d.resource.kind == "CronJob")
+            .map(|d| {
+                (
+                    d.object.types.as_ref().expect("types").api_version.clone(),
+                    d.resource.api_version.clone(),
+                    d.resource.version.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(crons(&v1).len(), 2);
+    assert!(crons(&v1).iter().all(|c| c == &("batch/v1".into(), "batch/v1".into(), "v1".into())));
+    assert_eq!(crons(&beta).len(), 2);
+    assert!(
+        crons(&beta)
+            .iter()
+            .all(|c| c == &("batch/v1beta1".into(), "batch/v1beta1".into(), "v1beta1".into()))
+    );
+    assert!(crons(&none).is_empty());
+    assert_eq!(v1.len(), none.len() + 2, "nothing else differs");
+    // the same job either way
+    let body = |objs: &[Desired]| {
+        objs.iter()
+            .filter(|d| d.resource.kind == "CronJob")
+            .map(|d| d.object.data.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(body(&v1), body(&beta));
 }
 
 #[test]
@@ -233,14 +331,20 @@ fn managed_backends_become_statefulsets_with_services_and_storage() {
     let svc: Service = typed(&objs, "Service", "shop-mongodb");
     assert_eq!(svc.spec.expect("spec").ports.expect("ports")[0].port, 27017);
     // workloads now point at the managed services
-    let sink: Deployment = typed(&objs, "Deployment", "shop-sink");
-    let env = env_map(
-        sink.spec.expect("spec").template.spec.expect("pod").containers[0]
-            .env
-            .as_deref()
-            .expect("env"),
+    let env_of = |name: &str| {
+        let d: Deployment = typed(&objs, "Deployment", name);
+        env_map(
+            d.spec.expect("spec").template.spec.expect("pod").containers[0]
+                .env
+                .as_deref()
+                .expect("env"),
+        )
+    };
+    assert_eq!(
+        value(&env_of("shop-gate"), "SHOPSTREAM_REDIS_URL"),
+        "redis://shop-redis.shop-ns.svc:6379"
     );
-    assert_eq!(value(&env, "SHOPSTREAM_REDIS_URL"), "redis://shop-redis.shop-ns.svc:6379");
+    let env = env_of("shop-sink");
     assert_eq!(
         value(&env, "SHOPSTREAM_MONGO_URL"),
         "mongodb://shop-mongodb.shop-ns.svc:27017/?directConnection=true"
@@ -256,10 +360,8 @@ fn managed_backends_become_statefulsets_with_services_and_storage() {
 }
 
 #[test]
-fn external_credentials_become_secret_env() {
+fn kafka_credentials_become_secret_env_and_unsupported_backend_credentials_are_refused() {
     let mut p = example();
-    p.spec.elasticsearch =
-        yaml("external: { url: 'https://es:9200', credentialsSecret: { name: es-creds } }");
     p.spec.kafka.credentials_secret =
         Some(shopstream_operator::crd::SecretRef { name: "kafka-creds".into() });
     let objs = render(&p, &RenderInputs::default()).expect("renders");
@@ -271,14 +373,20 @@ fn external_credentials_become_secret_env() {
             .expect("env"),
     );
     for (var, secret, key) in [
-        ("SHOPSTREAM_ES_USERNAME", "es-creds", "username"),
-        ("SHOPSTREAM_ES_PASSWORD", "es-creds", "password"),
         ("SHOPSTREAM_KAFKA_USERNAME", "kafka-creds", "username"),
         ("SHOPSTREAM_KAFKA_PASSWORD", "kafka-creds", "password"),
     ] {
         let r = env[var].value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect(var);
         assert_eq!((r.name.as_str(), r.key.as_str()), (secret, key));
     }
+    assert!(validate::check_spec(&p.spec).is_empty());
+
+    p.spec.elasticsearch =
+        yaml("external: { url: 'https://es:9200', credentialsSecret: { name: es-creds } }");
+    let problems = validate::check_spec(&p.spec);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "spec.elasticsearch.external.credentialsSecret");
+    assert!(problems[0].message.contains("not supported"), "{}", problems[0]);
     let uses = validate::referenced_secrets(&p.spec);
     let fields: Vec<&str> = uses.iter().map(|u| u.field.as_str()).collect();
     assert_eq!(
@@ -406,7 +514,11 @@ fn registry_shows_the_latest_version_per_model() {
 fn example_parses_with_defaults() {
     let p = example();
     assert!(matches!(p.spec.kibana, Some(BackendSpec::Managed(_))));
-    assert_eq!(p.spec.mongodb.database, "shopstream");
+    assert_eq!(p.spec.mongodb.database.as_deref(), Some("shopstream"));
+    assert_eq!(
+        p.spec.kafka.topics.processor_dead_letter().name,
+        "shop.sessions.dead-letter.processor"
+    );
     let y: AnalyticsPipeline = yaml(&EXAMPLE.replace("partitions: 2, ", ""));
     assert_eq!(y.spec.kafka.topics.suspicious.partitions, 3, "default partitions");
 }
@@ -447,7 +559,10 @@ fn rendered_objects_validate_against_kubernetes_1_30() {
     p.spec.redis = yaml("managed: { storage: { size: 2Gi } }");
     p.spec.mongodb.backend = yaml("managed: {}");
     p.spec.elasticsearch = yaml("managed: {}");
-    for inputs in [RenderInputs::default(), RenderInputs { suspend_training: true }] {
+    for inputs in [
+        RenderInputs::default(),
+        RenderInputs { suspend_training: true, ..RenderInputs::default() },
+    ] {
         let objs = render(&p, &inputs).expect("renders");
         let mut yaml = String::new();
         for d in &objs {
@@ -472,24 +587,23 @@ fn rendered_objects_validate_against_kubernetes_1_30() {
     }
 }
 
-/// Each streaming workload reads its own metrics-address variable (`shopstream gate --help`
-/// etc.); all of them must listen on the port the metrics Service scrapes.
+/// Every streaming workload reads the same metrics-address variable and must listen on the
+/// port its Service scrapes.
 #[test]
 fn every_workload_listens_for_metrics_where_its_service_scrapes() {
     let p = example();
     let objs = render(&p, &RenderInputs::default()).expect("renders");
-    for (deployment, variable) in [
-        ("shop-gate", "SHOPSTREAM_GATE_METRICS_ADDR"),
-        ("shop-processor", "SHOPSTREAM_PROCESSOR_METRICS_ADDR"),
-        ("shop-sink", "SHOPSTREAM_SINK_METRICS_ADDR"),
-    ] {
+    for deployment in ["shop-generator", "shop-gate", "shop-processor", "shop-sink"] {
         let d: Deployment = typed(&objs, "Deployment", deployment);
         let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
         let env = env_map(pod.containers[0].env.as_deref().expect("env"));
         assert_eq!(
-            value(&env, variable),
+            value(&env, "SHOPSTREAM_METRICS_ADDR"),
             format!("0.0.0.0:{}", shopstream_operator::render::METRICS_PORT),
             "{deployment}"
         );
+        let svc: Service = typed(&objs, "Service", deployment);
+        let port = &svc.spec.expect("spec").ports.expect("ports")[0];
+        assert_eq!(port.port, shopstream_operator::render::METRICS_PORT);
     }
 }

@@ -1,5 +1,6 @@
 //! `shopstream generate`: synthetic sessions into Kafka or a JSON-lines file.
 
+use shopstream_contract as contract;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ const MAX_IN_FLIGHT: usize = 100_000;
 #[derive(Debug, Clone, clap::Args)]
 pub struct GenerateArgs {
     /// Seed of every random choice (same seed, same sessions).
-    #[arg(long, env = "SHOPSTREAM_SEED", default_value_t = 1)]
+    #[arg(long, env = contract::env::SEED, default_value_t = 1)]
     pub seed: u64,
     /// Number of distinct users.
     #[arg(long, env = "SHOPSTREAM_USERS", default_value_t = 5_000)]
@@ -35,7 +36,7 @@ pub struct GenerateArgs {
     #[arg(long, env = "SHOPSTREAM_COUNT")]
     pub count: Option<u64>,
     /// Sessions per second; without it, as fast as the output takes them.
-    #[arg(long, env = "SHOPSTREAM_RATE")]
+    #[arg(long, env = contract::env::RATE)]
     pub rate: Option<f64>,
     /// Time of the first possible session (YYYY-MM-DDTHH:MM:SS).
     #[arg(long, env = "SHOPSTREAM_START", default_value = "2026-11-01T00:00:00")]
@@ -43,8 +44,8 @@ pub struct GenerateArgs {
     /// Write JSON lines to this file (`-` for stdout) instead of Kafka.
     #[arg(long, conflicts_with = "topic")]
     pub output: Option<PathBuf>,
-    /// Kafka topic for the sessions (keyed by userId); `--kafka-topic` is the same flag.
-    #[arg(long, alias = "kafka-topic", env = "SHOPSTREAM_TOPIC_RAW")]
+    /// Kafka topic for the sessions (keyed by userId).
+    #[arg(long, env = contract::env::TOPIC_RAW)]
     pub topic: Option<String>,
     /// Create the topic with this many partitions when it does not exist.
     #[arg(long, env = "SHOPSTREAM_CREATE_TOPIC_PARTITIONS")]
@@ -53,7 +54,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub truth_file: Option<PathBuf>,
     /// Address of the metrics and health endpoints (e.g. 0.0.0.0:9100).
-    #[arg(long, env = "SHOPSTREAM_METRICS_ADDR")]
+    #[arg(long, env = contract::env::METRICS_ADDR)]
     pub metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     pub kafka: KafkaArgs,

@@ -30,6 +30,7 @@ pub mod outputs;
 pub mod rules;
 pub mod state;
 
+use shopstream_contract as contract;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,41 +62,41 @@ pub struct GateArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Consumer group of the gate replicas.
-    #[arg(long, env = "SHOPSTREAM_GATE_GROUP", default_value = "shopstream-gate")]
+    #[arg(long, env = contract::env::CONSUMER_GROUP, default_value = "shopstream-gate")]
     pub group: String,
     /// Topic of raw sessions.
-    #[arg(long, env = "SHOPSTREAM_TOPIC_RAW", default_value = "sessions.raw")]
+    #[arg(long, env = contract::env::TOPIC_RAW, default_value = "sessions.raw")]
     pub input_topic: String,
     /// Topic of valid sessions.
-    #[arg(long, env = "SHOPSTREAM_TOPIC_VALID", default_value = "sessions.valid")]
+    #[arg(long, env = contract::env::TOPIC_VALID, default_value = "sessions.valid")]
     pub valid_topic: String,
     /// Topic of suspicious sessions.
-    #[arg(long, env = "SHOPSTREAM_TOPIC_SUSPICIOUS", default_value = "sessions.suspicious")]
+    #[arg(long, env = contract::env::TOPIC_SUSPICIOUS, default_value = "sessions.suspicious")]
     pub suspicious_topic: String,
     /// Dead-letter topic for records that fail the schema.
-    #[arg(long, env = "SHOPSTREAM_TOPIC_DEAD_LETTER", default_value = "sessions.dead-letter")]
+    #[arg(long, env = contract::env::TOPIC_DEAD_LETTER, default_value = "sessions.dead-letter")]
     pub dead_letter_topic: String,
     /// Redis URL (needs the RedisBloom module).
-    #[arg(long, env = "SHOPSTREAM_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = contract::env::REDIS_URL, default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
     /// Prefix of the gate's Redis keys (all keys share the hash tag `{prefix}`).
-    #[arg(long, env = "SHOPSTREAM_GATE_REDIS_PREFIX", default_value = "shopstream:gate")]
+    #[arg(long, env = contract::env::GATE_REDIS_PREFIX, default_value = "shopstream:gate")]
     pub redis_prefix: String,
     /// False-positive rate of the Bloom filter of known users (0 < rate < 1).
-    #[arg(long, env = "SHOPSTREAM_GATE_BLOOM_ERROR_RATE", default_value_t = 0.001)]
+    #[arg(long, env = contract::env::GATE_BLOOM_ERROR_RATE, default_value_t = 0.001)]
     pub bloom_error_rate: f64,
     /// Capacity of the Bloom filter (users) before it adds a layer.
-    #[arg(long, env = "SHOPSTREAM_GATE_BLOOM_CAPACITY", default_value_t = 1_000_000)]
+    #[arg(long, env = contract::env::GATE_BLOOM_CAPACITY, default_value_t = 1_000_000)]
     pub bloom_capacity: u64,
     /// Seconds a day's verdicts are kept after their last write (0 = forever). Keep it above
     /// the raw topic's retention: replays older than this are counted again.
-    #[arg(long, env = "SHOPSTREAM_GATE_VERDICT_TTL_SECS", default_value_t = 8 * 24 * 3600)]
+    #[arg(long, env = contract::env::GATE_VERDICT_TTL_SECS, default_value_t = 8 * 24 * 3600)]
     pub verdict_ttl_secs: u64,
     /// Flag sessions of new users with an `unknown` device type.
-    #[arg(long, env = "SHOPSTREAM_GATE_FLAG_UNKNOWN_DEVICE", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = contract::env::GATE_FLAG_UNKNOWN_DEVICE, default_value_t = true, action = clap::ArgAction::Set)]
     pub flag_unknown_device: bool,
     /// Flag sessions of new users with an `unknown` referrer.
-    #[arg(long, env = "SHOPSTREAM_GATE_FLAG_UNKNOWN_REFERRER", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = contract::env::GATE_FLAG_UNKNOWN_REFERRER, default_value_t = true, action = clap::ArgAction::Set)]
     pub flag_unknown_referrer: bool,
     /// Most records per batch (one Redis script call and one commit per batch).
     #[arg(long, env = "SHOPSTREAM_GATE_MAX_BATCH", default_value_t = 5000)]
@@ -111,7 +112,7 @@ pub struct GateArgs {
     #[arg(long, env = "SHOPSTREAM_GATE_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
     pub max_dead_letter_bytes: usize,
     /// Address of the metrics/health endpoint.
-    #[arg(long, env = "SHOPSTREAM_GATE_METRICS_ADDR", default_value = "0.0.0.0:9100")]
+    #[arg(long, env = contract::env::METRICS_ADDR, default_value = "0.0.0.0:9100")]
     pub metrics_addr: SocketAddr,
     /// Partitions of the output topics when the gate has to create them.
     #[arg(long, env = "SHOPSTREAM_GATE_OUTPUT_PARTITIONS", default_value_t = 6)]

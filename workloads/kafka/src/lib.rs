@@ -13,6 +13,7 @@ pub mod batch;
 pub mod dead_letter;
 pub mod produce;
 
+use shopstream_contract as contract;
 use std::time::Duration;
 
 pub use backoff::Backoff;
@@ -60,17 +61,17 @@ pub enum Error {
 #[derive(Debug, Clone, clap::Args)]
 pub struct KafkaArgs {
     /// Bootstrap servers, comma separated.
-    #[arg(long = "kafka-bootstrap", env = "SHOPSTREAM_KAFKA", default_value = "127.0.0.1:9092")]
+    #[arg(long = "kafka-bootstrap", env = contract::env::KAFKA, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
     /// Extra librdkafka properties as key=value, comma separated or repeated
     /// (e.g. `security.protocol=SASL_SSL`).
-    #[arg(long = "kafka-option", env = "SHOPSTREAM_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_option)]
+    #[arg(long = "kafka-option", env = contract::env::KAFKA_OPTIONS, value_delimiter = ',', value_parser = parse_option)]
     pub options: Vec<(String, String)>,
     /// SASL username (with `--kafka-password`, sets SASL PLAIN unless options say otherwise).
-    #[arg(long = "kafka-username", env = "SHOPSTREAM_KAFKA_USERNAME")]
+    #[arg(long = "kafka-username", env = contract::env::KAFKA_USERNAME)]
     pub username: Option<String>,
     /// SASL password.
-    #[arg(long = "kafka-password", env = "SHOPSTREAM_KAFKA_PASSWORD", hide_env_values = true)]
+    #[arg(long = "kafka-password", env = contract::env::KAFKA_PASSWORD, hide_env_values = true)]
     pub password: Option<String>,
     /// Consumer-group session timeout in milliseconds.
     #[arg(

@@ -4,6 +4,7 @@
 //! The loop is built from `shopstream_kafka`'s shared pieces (batch polling and commits, the
 //! dead-letter envelope, acknowledged produce, backoff), as the gate's and the sink's are.
 
+use shopstream_contract as contract;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,15 +35,15 @@ pub struct ProcessArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Topic of valid sessions to consume.
-    #[arg(long, env = "SHOPSTREAM_TOPIC_VALID", default_value = "sessions.valid")]
+    #[arg(long, env = contract::env::TOPIC_VALID, default_value = "sessions.valid")]
     pub input_topic: String,
     /// Consumer group (run several processes in one group to scale out).
-    #[arg(long, env = "SHOPSTREAM_PROCESSOR_GROUP", default_value = "shopstream-processor")]
+    #[arg(long, env = contract::env::CONSUMER_GROUP, default_value = "shopstream-processor")]
     pub group: String,
     /// Topic for records that cannot be stored, with the reason in headers.
     #[arg(
         long,
-        env = "SHOPSTREAM_TOPIC_PROCESSOR_DEAD_LETTER",
+        env = contract::env::TOPIC_PROCESSOR_DEAD_LETTER,
         default_value = "sessions.processor-dead-letter"
     )]
     pub dead_letter_topic: String,
@@ -50,10 +51,10 @@ pub struct ProcessArgs {
     #[arg(long, env = "SHOPSTREAM_PROCESSOR_DEAD_LETTER_PARTITIONS", default_value_t = 3)]
     pub dead_letter_partitions: i32,
     /// Elasticsearch URL.
-    #[arg(long, env = "SHOPSTREAM_ES_URL", default_value = "http://127.0.0.1:9200")]
+    #[arg(long, env = contract::env::ES_URL, default_value = "http://127.0.0.1:9200")]
     pub es_url: String,
     /// Prefix of the index names (`<prefix>sessions`, `<prefix>products`).
-    #[arg(long, env = "SHOPSTREAM_ES_INDEX_PREFIX", default_value = "shopstream-")]
+    #[arg(long, env = contract::env::ES_INDEX_PREFIX, default_value = "shopstream-")]
     pub index_prefix: String,
     /// Timeout of one Elasticsearch request, in milliseconds.
     #[arg(long, env = "SHOPSTREAM_ES_TIMEOUT_MS", default_value_t = 30_000)]
@@ -74,7 +75,7 @@ pub struct ProcessArgs {
     #[arg(long, env = "SHOPSTREAM_PROCESSOR_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
     pub max_dead_letter_bytes: usize,
     /// Address of the metrics and health endpoint.
-    #[arg(long, env = "SHOPSTREAM_PROCESSOR_METRICS_ADDR", default_value = "0.0.0.0:9102")]
+    #[arg(long, env = contract::env::METRICS_ADDR, default_value = "0.0.0.0:9102")]
     pub metrics_addr: SocketAddr,
     /// First retry delay in milliseconds.
     #[arg(long, env = "SHOPSTREAM_RETRY_INITIAL_MS", default_value_t = 100)]

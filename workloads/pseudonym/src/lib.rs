@@ -40,6 +40,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+use shopstream_contract as contract;
 use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
@@ -147,7 +148,7 @@ impl Pseudonymizer {
 pub struct KeyArgs {
     /// The pseudonym key itself (its UTF-8 bytes are the HMAC key). Prefer the env var from a
     /// Secret over the command line.
-    #[arg(long = "pseudonym-key", env = "SHOPSTREAM_PSEUDONYM_KEY", hide_env_values = true)]
+    #[arg(long = "pseudonym-key", env = contract::env::PSEUDONYM_KEY, hide_env_values = true)]
     pub key: Option<String>,
     /// A file holding the key (its bytes are the HMAC key; one trailing newline is dropped).
     #[arg(long = "pseudonym-key-file", env = "SHOPSTREAM_PSEUDONYM_KEY_FILE")]

@@ -1,5 +1,6 @@
 //! The `shopstream similarity` (CronJob) and `shopstream similar --user ID` commands.
 
+use shopstream_contract as contract;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,10 +19,10 @@ pub const MAX_TOP_K: usize = 1000;
 #[derive(Debug, Clone, clap::Args)]
 pub struct MongoArgs {
     /// MongoDB connection string.
-    #[arg(long, env = "SHOPSTREAM_MONGO_URL")]
+    #[arg(long, env = contract::env::MONGO_URL)]
     pub mongo_url: Option<String>,
     /// MongoDB database.
-    #[arg(long, env = "SHOPSTREAM_MONGO_DB", default_value = "shopstream")]
+    #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
     pub mongo_db: String,
     /// Collection of the results.
     #[arg(long, default_value = SIMILAR_USERS_COLLECTION)]
@@ -53,10 +54,10 @@ pub struct SimilarityArgs {
     #[arg(long)]
     pub no_mongo: bool,
     /// Elasticsearch URL for the results index.
-    #[arg(long, env = "SHOPSTREAM_ES_URL")]
+    #[arg(long, env = contract::env::ES_URL)]
     pub es_url: Option<String>,
     /// Elasticsearch index of the results.
-    #[arg(long, default_value = SIMILAR_USERS_INDEX)]
+    #[arg(long, env = contract::env::SIMILARITY_INDEX, default_value = SIMILAR_USERS_INDEX)]
     pub es_index: String,
     /// Do not write the results to Elasticsearch even when a URL is set.
     #[arg(long)]
@@ -65,7 +66,7 @@ pub struct SimilarityArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Jaccard similarity threshold (the LSH bands are tuned for it).
-    #[arg(long, env = "SHOPSTREAM_SIMILARITY_THRESHOLD", default_value_t = 0.5)]
+    #[arg(long, env = contract::env::SIMILARITY_THRESHOLD, default_value_t = 0.5)]
     pub threshold: f64,
     /// Number of MinHash permutations.
     #[arg(long, env = "SHOPSTREAM_SIMILARITY_NUM_PERM", default_value_t = 128)]

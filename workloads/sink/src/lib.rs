@@ -19,6 +19,7 @@
 
 pub mod document;
 
+use shopstream_contract as contract;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,22 +54,22 @@ pub struct SinkArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// Consumer group of the sink replicas.
-    #[arg(long, env = "SHOPSTREAM_SINK_GROUP", default_value = "shopstream-sink")]
+    #[arg(long, env = contract::env::CONSUMER_GROUP, default_value = "shopstream-sink")]
     pub group: String,
     /// Topic of valid sessions.
-    #[arg(long, env = "SHOPSTREAM_TOPIC_VALID", default_value = "sessions.valid")]
+    #[arg(long, env = contract::env::TOPIC_VALID, default_value = "sessions.valid")]
     pub input_topic: String,
     /// Dead-letter topic for records that are not valid sessions (the gate's, by default).
-    #[arg(long, env = "SHOPSTREAM_TOPIC_DEAD_LETTER", default_value = "sessions.dead-letter")]
+    #[arg(long, env = contract::env::TOPIC_DEAD_LETTER, default_value = "sessions.dead-letter")]
     pub dead_letter_topic: String,
     /// Largest dead-letter payload in bytes; longer originals are cut (and marked).
     #[arg(long, env = "SHOPSTREAM_SINK_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
     pub max_dead_letter_bytes: usize,
     /// MongoDB connection string.
-    #[arg(long, env = "SHOPSTREAM_MONGO_URL", default_value = "mongodb://127.0.0.1:27017")]
+    #[arg(long, env = contract::env::MONGO_URL, default_value = "mongodb://127.0.0.1:27017")]
     pub mongo_url: String,
     /// Database name.
-    #[arg(long, env = "SHOPSTREAM_MONGO_DB", default_value = "shopstream")]
+    #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
     pub database: String,
     /// Collection name.
     #[arg(long, env = "SHOPSTREAM_SINK_COLLECTION", default_value = "user_sessions")]
@@ -83,7 +84,7 @@ pub struct SinkArgs {
     #[arg(long, env = "SHOPSTREAM_SINK_BATCH_LINGER_MS", default_value_t = 50)]
     pub batch_linger_ms: u64,
     /// Address of the metrics/health endpoint.
-    #[arg(long, env = "SHOPSTREAM_SINK_METRICS_ADDR", default_value = "0.0.0.0:9101")]
+    #[arg(long, env = contract::env::METRICS_ADDR, default_value = "0.0.0.0:9101")]
     pub metrics_addr: SocketAddr,
     /// First retry delay (ms) when MongoDB or Kafka fails; doubles up to the maximum.
     #[arg(long, env = "SHOPSTREAM_RETRY_INITIAL_MS", default_value_t = 100)]

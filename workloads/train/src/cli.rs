@@ -1,5 +1,6 @@
 //! The `train`, `predict` and `explain` subcommands.
 
+use shopstream_contract as contract;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -43,10 +44,10 @@ pub fn parse_family(s: &str) -> Result<Family, String> {
 #[derive(Debug, Clone, clap::Args)]
 pub struct MongoArgs {
     /// MongoDB connection string (budget, registry and, without --input, the sessions).
-    #[arg(long, env = "SHOPSTREAM_MONGO_URL")]
+    #[arg(long, env = contract::env::MONGO_URL)]
     pub mongo_url: Option<String>,
     /// MongoDB database.
-    #[arg(long, env = "SHOPSTREAM_MONGO_DB", default_value = "shopstream")]
+    #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
     pub mongo_db: String,
 }
 
@@ -77,23 +78,23 @@ pub struct TrainArgs {
     #[arg(long, default_value = "user_sessions")]
     pub sessions_collection: String,
     /// Pipeline name: the privacy budget's id.
-    #[arg(long, env = "SHOPSTREAM_PIPELINE", default_value = "default")]
+    #[arg(long, env = contract::env::PIPELINE, default_value = "default")]
     pub pipeline: String,
     /// Model families, comma separated: randomForest, boostedTrees, mlp.
-    #[arg(long, env = "SHOPSTREAM_TRAIN_MODELS", value_delimiter = ',', value_parser = parse_family,
+    #[arg(long, env = contract::env::TRAIN_MODELS, value_delimiter = ',', value_parser = parse_family,
           default_value = "randomForest,boostedTrees,mlp")]
     pub models: Vec<Family>,
     /// Which variants to train.
-    #[arg(long, env = "SHOPSTREAM_TRAIN_PRIVACY", value_enum, default_value = "both")]
+    #[arg(long, env = contract::env::TRAIN_PRIVACY, value_enum, default_value = "both")]
     pub privacy: PrivacyMode,
     /// Epsilon one run spends on its production models, split evenly among the private models.
-    #[arg(long, env = "SHOPSTREAM_PRIVACY_EPSILON_PER_RUN", default_value_t = 3.0)]
+    #[arg(long, env = contract::env::PRIVACY_EPSILON_PER_RUN, default_value_t = 3.0)]
     pub epsilon_per_run: f64,
     /// Total epsilon of the pipeline's budget (over all runs).
-    #[arg(long, env = "SHOPSTREAM_PRIVACY_TOTAL_EPSILON", default_value_t = 30.0)]
+    #[arg(long, env = contract::env::PRIVACY_TOTAL_EPSILON, default_value_t = 30.0)]
     pub total_epsilon: f64,
     /// Total delta of the pipeline's budget (over all runs).
-    #[arg(long, env = "SHOPSTREAM_PRIVACY_DELTA", default_value_t = 1e-3)]
+    #[arg(long, env = contract::env::PRIVACY_DELTA, default_value_t = 1e-3)]
     pub total_delta: f64,
     /// Delta of each private model.
     #[arg(long, env = "SHOPSTREAM_DP_DELTA", default_value_t = 1e-5)]
