@@ -18,12 +18,15 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::conditions::{self, Observed};
-use crate::crd::{AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, WorkloadStatus};
+use crate::conditions;
+use crate::crd::{
+    AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, TopicSpec, WorkloadStatus,
+};
 use crate::kafka::{Credentials, TopicAdmin, TopicError};
 use crate::metrics::Metrics;
-use crate::registry::{self, Registry, RegistryError};
+use crate::registry::Registry;
 use crate::render::{self, CronJobApi, Desired, RenderInputs};
+use crate::status::{self, Gathered, RegistryRead, TopicsOutcome};
 use crate::validate::{self, Problem};
 
 /// The one field manager of every server-side apply the operator makes.
@@ -338,7 +341,9 @@ async fn write_status(
     Ok(())
 }
 
-/// Reconciles a live (not deleting) pipeline.
+/// Gather -> decide -> act: reads what the spec refers to, decides the budget, renders and
+/// applies the children, ensures the topics, then decides the status ([`crate::status`]) and
+/// writes it with the events of every transition.
 async fn apply(
     p: Arc<AnalyticsPipeline>,
     ctx: &Context,
@@ -349,95 +354,45 @@ async fn apply(
     let generation = p.metadata.generation;
     let previous = p.status.clone().unwrap_or_default();
     let now = now_rfc3339();
-    let mut observed: Vec<Observed> = Vec::new();
-    let mut status =
-        AnalyticsPipelineStatus { observed_generation: generation, ..previous.clone() };
 
-    // 1. What the schema cannot check.
     let spec_problems = validate::check_spec(&p.spec);
     if !spec_problems.is_empty() {
-        let msg = spec_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        observed.push(Observed::no(conditions::SPEC_VALID, "InvalidSpec", msg));
-        observed.push(conditions::ready(&observed));
-        status.conditions = conditions::merge(&previous.conditions, &observed, generation, &now);
+        let status = status::decide_invalid(&previous, &spec_problems, generation, &now);
         emit_transitions(ctx, &p, &previous, &status).await;
         write_status(api, &p, &status).await?;
-        // Nothing is applied until the spec changes (which triggers a reconcile).
         return Ok(Action::await_change());
     }
-    let (secret_problems, kafka_credentials) = check_secrets(&p, ctx, &ns).await?;
-    observed.push(if secret_problems.is_empty() {
-        Observed::yes(conditions::SPEC_VALID, "Valid", "spec and referenced Secrets are valid")
-    } else {
-        Observed::no(
-            conditions::SPEC_VALID,
-            "SecretNotFound",
-            secret_problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-        )
-    });
 
-    // 2. Registry and privacy budget.
+    // Gather: Secrets and the registry (read through the spec's MongoDB).
+    let (secret_problems, kafka_credentials) = check_secrets(&p, ctx, &ns).await?;
     let privacy = &p.spec.offline.training.privacy;
-    let mongo_managed = matches!(p.spec.mongodb.backend, BackendSpec::Managed(_));
-    let registry_result: Option<Result<registry::RegistryView, RegistryError>> =
-        match render::mongo_url(&p) {
-            Some(url) => {
-                let managed_ready = previous
-                    .workloads
-                    .iter()
-                    .any(|w| w.name == format!("{name}-mongodb") && w.ready_replicas > 0);
-                if mongo_managed && !managed_ready {
-                    None
-                } else {
-                    Some(ctx.registry.read(&url, &p.database(), &p.id().key(), privacy).await)
+    let registry = match render::mongo_url(&p) {
+        None => RegistryRead::NotRead,
+        Some(url) => {
+            let mongo_managed = matches!(p.spec.mongodb.backend, BackendSpec::Managed(_));
+            let managed_ready = previous
+                .workloads
+                .iter()
+                .any(|w| w.name == format!("{name}-mongodb") && w.ready_replicas > 0);
+            if mongo_managed && !managed_ready {
+                RegistryRead::NotRead
+            } else {
+                match ctx.registry.read(&url, &p.database(), &p.id().key(), privacy).await {
+                    Ok(view) => RegistryRead::Read(view),
+                    Err(e) => RegistryRead::Failed(e.to_string()),
                 }
             }
-            None => None,
-        };
-    let mut registry_problem = None;
-    match &registry_result {
-        Some(Ok(view)) => {
-            status.models = view.models.clone();
-            status.privacy_budget = Some(view.budget.clone());
         }
-        Some(Err(e)) => {
-            registry_problem = Some(e.to_string());
-            // keep the last known budget; without one assume nothing is spent yet
-            if status.privacy_budget.is_none() {
-                status.privacy_budget = Some(registry::budget(None, privacy));
-            }
-        }
-        None => {
-            if status.privacy_budget.is_none() {
-                status.privacy_budget = Some(registry::budget(None, privacy));
-            }
-        }
-    }
-    let budget = status.privacy_budget.clone().unwrap_or_else(|| registry::budget(None, privacy));
-    let exhausted = registry::exhausted(&budget, privacy);
-    observed.push(match &exhausted {
-        Some(msg) => {
-            Observed::yes(conditions::PRIVACY_BUDGET_EXHAUSTED, "BudgetExhausted", msg.clone())
-        }
-        None => Observed::no(
-            conditions::PRIVACY_BUDGET_EXHAUSTED,
-            "BudgetAvailable",
-            format!(
-                "remaining epsilon {:.4} covers epsilonPerRun {:.4}",
-                budget.remaining_epsilon, privacy.epsilon_per_run
-            ),
-        ),
-    });
+    };
+    let budget = status::budget(&registry, previous.privacy_budget.as_ref(), privacy);
 
-    // 3. Children.
+    // Act: render and apply the children.
     let inputs =
-        RenderInputs { suspend_training: exhausted.is_some(), cronjob_api: ctx.cronjob_api };
+        RenderInputs { suspend_training: budget.exhausted.is_some(), cronjob_api: ctx.cronjob_api };
     let desired = render::render(&p, &inputs)?;
     let mut workloads = Vec::new();
-    let mut applied = 0usize;
     for d in &desired {
         let obj = apply_one(&ctx.client, d).await?;
-        applied += 1;
         note_recreated(ctx, &p, d, &obj).await;
         if d.resource.kind == "Deployment" || d.resource.kind == "StatefulSet" {
             workloads.push(WorkloadStatus {
@@ -448,134 +403,56 @@ async fn apply(
             });
         }
     }
-    status.workloads = workloads;
 
-    let deployments: Vec<&WorkloadStatus> =
-        status.workloads.iter().filter(|w| w.kind == "Deployment").collect();
-    let not_ready: Vec<String> = deployments
-        .iter()
-        .filter(|w| w.ready_replicas < w.replicas)
-        .map(|w| format!("{} {}/{} ready", w.name, w.ready_replicas, w.replicas))
-        .collect();
-    observed.push(if not_ready.is_empty() {
-        Observed::yes(
-            conditions::WORKLOADS_READY,
-            "AllReplicasReady",
-            format!("{} Deployments ready", deployments.len()),
-        )
-    } else {
-        Observed::no(conditions::WORKLOADS_READY, "ReplicasNotReady", not_ready.join(", "))
-    });
-
-    let mut backend_issues: Vec<String> = status
-        .workloads
-        .iter()
-        .filter(|w| w.kind == "StatefulSet" && w.ready_replicas < 1)
-        .map(|w| format!("managed backend {} has no ready replica", w.name))
-        .collect();
-    if let Some(e) = &registry_problem {
-        backend_issues.push(format!("model registry unreachable (spec.mongodb): {e}"));
-    }
-    observed.push(if backend_issues.is_empty() {
-        Observed::yes(
-            conditions::BACKENDS_READY,
-            "BackendsReady",
-            "managed backends ready and model registry reachable",
-        )
-    } else {
-        let reason = if registry_problem.is_some() {
-            "RegistryUnreachable"
-        } else {
-            "ManagedBackendNotReady"
-        };
-        Observed::no(conditions::BACKENDS_READY, reason, backend_issues.join("; "))
-    });
-
-    observed.push(match ctx.cronjob_api {
-        Some(api) => Observed::yes(
-            conditions::OFFLINE_JOBS_READY,
-            "CronJobsApplied",
-            format!(
-                "{} ({})",
-                if inputs.suspend_training {
-                    "similarity CronJob scheduled; training CronJob suspended (privacy budget exhausted)"
-                } else {
-                    "similarity and training CronJobs scheduled"
-                },
-                api.api_version()
-            ),
-        ),
-        None => Observed::no(
-            conditions::OFFLINE_JOBS_READY,
-            "CronJobUnsupported",
-            "the API server serves neither batch/v1 nor batch/v1beta1 CronJob: the similarity \
-             and training jobs are not created; everything else is reconciled",
-        ),
-    });
-
+    // Act and gather: the topics.
     let topics = p.spec.kafka.topics.all();
-    let topics: Vec<(&str, &crate::crd::TopicSpec)> = topics.iter().map(|(r, t)| (*r, t)).collect();
+    let topics: Vec<(&str, &TopicSpec)> = topics.iter().map(|(r, t)| (*r, t)).collect();
     let topic_result =
         match ctx.topic_admin(&p.spec.kafka.bootstrap_servers, kafka_credentials.as_ref()) {
             Ok(admin) => admin.ensure(&topics).await,
             Err(e) => Err(e),
         };
-    let mut topic_error = None;
-    match topic_result {
+    let (topics_outcome, topic_error) = match topic_result {
         Ok(report) => {
-            status.topics = report.topics;
             if !report.changes.is_empty() {
                 ctx.metrics.topic_changes.inc_by(report.changes.len() as u64);
                 publish(ctx, &p, EventType::Normal, "TopicsChanged", report.changes.join("; "))
                     .await;
             }
-            if report.problems.is_empty() {
-                observed.push(Observed::yes(
-                    conditions::TOPICS_READY,
-                    "TopicsReady",
-                    format!(
-                        "{} topics exist with the requested partitions and retention",
-                        status.topics.len()
-                    ),
-                ));
-            } else {
-                observed.push(Observed::no(
-                    conditions::TOPICS_READY,
-                    "TopicError",
-                    format!("spec.kafka.topics: {}", report.problems.join("; ")),
-                ));
-                topic_error = Some(TopicError::Incomplete(report.problems));
-            }
+            let error = (!report.problems.is_empty())
+                .then(|| TopicError::Incomplete(report.problems.clone()));
+            (TopicsOutcome::Ensured { topics: report.topics, problems: report.problems }, error)
         }
-        Err(e) => {
-            observed.push(Observed::no(
-                conditions::TOPICS_READY,
-                "KafkaUnreachable",
-                format!("spec.kafka.bootstrapServers: {e}"),
-            ));
-            topic_error = Some(e);
-        }
-    }
+        Err(e) => (TopicsOutcome::Unreachable(e.to_string()), Some(e)),
+    };
 
-    observed.push(conditions::ready(&observed));
-    status.conditions = conditions::merge(&previous.conditions, &observed, generation, &now);
+    // Decide the status; act: write it and publish what changed.
+    let gathered = Gathered {
+        secret_problems,
+        registry,
+        budget,
+        workloads,
+        cronjob_api: ctx.cronjob_api,
+        topics: topics_outcome,
+    };
+    let status = status::decide(&previous, &gathered, privacy, generation, &now);
     if previous.observed_generation != generation {
         publish(
             ctx,
             &p,
             EventType::Normal,
             "Applied",
-            format!("applied {applied} objects for generation {}", generation.unwrap_or(0)),
+            format!("applied {} objects for generation {}", desired.len(), generation.unwrap_or(0)),
         )
         .await;
     }
     emit_transitions(ctx, &p, &previous, &status).await;
     write_status(api, &p, &status).await?;
-    info!(applied, ready = %status.conditions.iter().any(|c| c.type_ == conditions::READY && c.status == "True"), "reconciled");
+    info!(applied = desired.len(), ready = %status.conditions.iter().any(|c| c.type_ == conditions::READY && c.status == "True"), "reconciled");
     if let Some(e) = topic_error {
         return Err(e.into());
     }
-    Ok(Action::requeue(if secret_problems.is_empty() {
+    Ok(Action::requeue(if gathered.secret_problems.is_empty() {
         ctx.settings.requeue
     } else {
         ctx.settings.requeue.min(Duration::from_secs(15))

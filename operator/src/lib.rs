@@ -3,7 +3,8 @@
 //!
 //! - [`crd`]: the resource types (the CRD YAML is generated from them: `shopstream-operator crd`).
 //! - [`render`]: the pure function from a resource to the objects it owns.
-//! - [`validate`], [`conditions`], [`registry`]: pure checks and status logic.
+//! - [`validate`], [`conditions`], [`registry`], [`status`]: pure checks and the status as a
+//!   function of what a reconcile observed (gather -> decide -> act).
 //! - [`controller`]: the reconciler (server-side apply, topics, status, events, finalizer).
 //! - [`kafka`]: topics through the Kafka admin API.
 //! - [`leader`]: leader election with a Lease.
@@ -17,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod registry;
 pub mod render;
+pub mod status;
 pub mod validate;
 
 use kube::CustomResourceExt;
