@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -127,7 +127,7 @@ async fn run_size(
     }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns_name);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns_name);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns_name);
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns_name);
     let lp = ListParams::default().labels("app.kubernetes.io/managed-by=shopstream-operator");
     let mut children_at = None;
     let elapsed = loop {
@@ -135,7 +135,7 @@ async fn run_size(
         let all_settled = ps.items.len() == n && ps.items.iter().all(settled);
         let children = deployments.list(&lp).await?.items.len() == 4 * n
             && services.list(&lp).await?.items.len() == 4 * n
-            && cms.list(&lp).await?.items.len() == n;
+            && sas.list(&lp).await?.items.len() == n;
         if children && children_at.is_none() {
             children_at = Some(start.elapsed());
         }

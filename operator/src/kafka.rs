@@ -1,7 +1,8 @@
 //! Kafka topics through the admin API: create, grow partitions, set retention, delete.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
@@ -74,11 +75,23 @@ pub struct EnsureReport {
     pub problems: Vec<String>,
 }
 
-/// A Kafka admin client for one bootstrap list.
+/// Partition counts of every topic on the broker, as one metadata read found them.
+type Snapshot = Arc<HashMap<String, i32>>;
+
+/// How long one metadata read serves every reconcile that asks. A metadata read lists every
+/// topic of the cluster, so reading it once per reconcile made the operator's work grow with
+/// the square of the number of pipelines.
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// A Kafka admin client for one bootstrap list, shared by every pipeline on that cluster.
 pub struct TopicAdmin {
     admin: Arc<AdminClient<DefaultClientContext>>,
     bootstrap: String,
     timeout: Duration,
+    /// The last metadata read; the admin's own creations, growths and deletions are applied to
+    /// it, others' changes are seen once it is older than [`SNAPSHOT_MAX_AGE`]. One reader at
+    /// a time refreshes it; the others wait for that read.
+    snapshot: tokio::sync::Mutex<Option<(Instant, Snapshot)>>,
 }
 
 impl TopicAdmin {
@@ -95,37 +108,75 @@ impl TopicAdmin {
                 .set("sasl.password", &c.password);
         }
         let admin = Arc::new(cfg.create().map_err(TopicError::Client)?);
-        Ok(TopicAdmin { admin, bootstrap: bootstrap.to_string(), timeout: Duration::from_secs(10) })
+        Ok(TopicAdmin {
+            admin,
+            bootstrap: bootstrap.to_string(),
+            timeout: Duration::from_secs(10),
+            snapshot: tokio::sync::Mutex::new(None),
+        })
     }
 
     fn opts(&self) -> AdminOptions {
         AdminOptions::new().operation_timeout(Some(self.timeout))
     }
 
-    /// Partition counts of the named topics (`None` for a topic that does not exist).
+    /// Partition counts of the named topics (`None` for a topic that does not exist), from a
+    /// metadata read at most [`SNAPSHOT_MAX_AGE`] old.
     pub async fn partitions(&self, names: &[String]) -> Result<Vec<Option<i32>>, TopicError> {
+        let snapshot = self.snapshot().await?;
+        Ok(names.iter().map(|n| snapshot.get(n).copied()).collect())
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, TopicError> {
+        let mut guard = self.snapshot.lock().await;
+        if let Some((at, s)) = guard.as_ref()
+            && at.elapsed() < SNAPSHOT_MAX_AGE
+        {
+            return Ok(Arc::clone(s));
+        }
         // librdkafka's metadata call blocks; run it off the async workers.
         let admin = Arc::clone(&self.admin);
         let timeout = self.timeout;
-        let names_owned = names.to_vec();
         let bootstrap = self.bootstrap.clone();
-        tokio::task::spawn_blocking(move || {
+        let fresh: Snapshot = tokio::task::spawn_blocking(move || {
             let md = admin
                 .inner()
                 .fetch_metadata(None, timeout)
                 .map_err(|source| TopicError::Metadata { bootstrap, source })?;
-            Ok(names_owned
-                .iter()
-                .map(|n| {
-                    md.topics()
-                        .iter()
-                        .find(|t| t.name() == n && t.error().is_none())
-                        .map(|t| i32::try_from(t.partitions().len()).unwrap_or(i32::MAX))
-                })
-                .collect())
+            Ok::<_, TopicError>(Arc::new(
+                md.topics()
+                    .iter()
+                    .filter(|t| t.error().is_none())
+                    .map(|t| {
+                        (
+                            t.name().to_string(),
+                            i32::try_from(t.partitions().len()).unwrap_or(i32::MAX),
+                        )
+                    })
+                    .collect(),
+            ))
         })
         .await
-        .map_err(|e| TopicError::Join(e.to_string()))?
+        .map_err(|e| TopicError::Join(e.to_string()))??;
+        *guard = Some((Instant::now(), Arc::clone(&fresh)));
+        Ok(fresh)
+    }
+
+    /// Applies this admin's own changes to the snapshot (`None` removes a topic).
+    async fn record(&self, changed: &[(String, Option<i32>)]) {
+        if changed.is_empty() {
+            return;
+        }
+        let mut guard = self.snapshot.lock().await;
+        if let Some((_, s)) = guard.as_mut() {
+            let map = Arc::make_mut(s);
+            for (name, parts) in changed {
+                match parts {
+                    Some(p) => map.insert(name.clone(), *p),
+                    None => map.remove(name),
+                };
+            }
+        }
     }
 
     /// Creates missing topics, grows partitions, and sets `retention.ms` where it differs.
@@ -136,6 +187,9 @@ impl TopicAdmin {
         let current = self.partitions(&names).await?;
         let mut changes = Vec::new();
         let mut problems = Vec::new();
+        // What this call changed (name, partitions), and whether the snapshot proved stale.
+        let mut recorded: Vec<(String, Option<i32>)> = Vec::new();
+        let mut stale = false;
         let retention: Vec<String> =
             topics.iter().map(|(_, t)| t.retention_ms.to_string()).collect();
 
@@ -155,8 +209,16 @@ impl TopicAdmin {
                 Ok(results) => {
                     for r in results {
                         match r {
-                            Ok(name) => changes.push(format!("created topic {name}")),
-                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                            Ok(name) => {
+                                let parts = topics
+                                    .iter()
+                                    .find(|(_, t)| t.name == name)
+                                    .map(|(_, t)| t.partitions);
+                                recorded.push((name.clone(), parts));
+                                changes.push(format!("created topic {name}"));
+                            }
+                            // created by someone else since the snapshot: read it next time
+                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => stale = true,
                             Err((topic, code)) => problems.push(
                                 TopicError::Operation { operation: "creation", topic, code }
                                     .to_string(),
@@ -189,8 +251,12 @@ impl TopicAdmin {
                 Ok(results) => {
                     for (r, (_, from, to)) in results.into_iter().zip(&grow) {
                         match r {
-                            Ok(name) => changes
-                                .push(format!("grew topic {name} from {from} to {to} partitions")),
+                            Ok(name) => {
+                                recorded.push((name.clone(), Some(*to)));
+                                changes.push(format!(
+                                    "grew topic {name} from {from} to {to} partitions"
+                                ));
+                            }
                             Err((topic, code)) => problems.push(
                                 TopicError::Operation {
                                     operation: "partition increase",
@@ -271,7 +337,19 @@ impl TopicAdmin {
             }
         }
 
-        let after = if changes.is_empty() { current } else { self.partitions(&names).await? };
+        self.record(&recorded).await;
+        let after = if stale {
+            *self.snapshot.lock().await = None;
+            self.partitions(&names).await?
+        } else {
+            names
+                .iter()
+                .zip(current)
+                .map(|(n, cur)| {
+                    recorded.iter().find(|(r, _)| r == n).map_or(cur, |(_, parts)| *parts)
+                })
+                .collect()
+        };
         let mut out = Vec::new();
         for ((role, t), parts) in topics.iter().zip(after) {
             match parts {
@@ -297,7 +375,10 @@ impl TopicAdmin {
         let mut deleted = Vec::new();
         for r in results {
             match r {
-                Ok(name) => deleted.push(name),
+                Ok(name) => {
+                    self.record(&[(name.clone(), None)]).await;
+                    deleted.push(name)
+                }
                 Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
                 Err((topic, code)) => {
                     return Err(TopicError::Operation { operation: "deletion", topic, code });
