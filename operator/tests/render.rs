@@ -102,7 +102,7 @@ fn workloads_are_wired_to_topics_services_and_secrets() {
     let pod = spec.template.spec.expect("pod");
     assert_eq!(pod.service_account_name.as_deref(), Some("shop-workload"));
     let c = &pod.containers[0];
-    assert_eq!(c.image.as_deref(), Some("ghcr.io/example/shopstream:0.1.0"));
+    assert_eq!(c.image.as_deref(), Some("shopstream.local/shopstream:0.1.0"));
     assert_eq!(c.args.as_deref(), Some(&["gate".to_string()][..]));
     let env = env_map(c.env.as_deref().expect("env"));
     assert_eq!(value(&env, "SHOPSTREAM_KAFKA"), "127.0.0.1:19092");
