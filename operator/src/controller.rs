@@ -28,6 +28,7 @@ use crate::registry::Registry;
 use crate::render::{self, CronJobApi, Desired, RenderInputs};
 use crate::status::{self, Gathered, RegistryRead, TopicsOutcome};
 use crate::validate::{self, Problem};
+use shopstream_contract::Workload;
 
 /// The one field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "shopstream-operator";
@@ -57,6 +58,9 @@ pub enum Error {
     /// The resource has no namespace.
     #[error("the AnalyticsPipeline has no namespace")]
     NoNamespace,
+    /// Deleting a pipeline's topics waits for its streaming workloads to stop.
+    #[error("streaming workloads still running after 120 s: {0}")]
+    WorkloadsStillRunning(String),
 }
 
 impl Error {
@@ -72,6 +76,7 @@ impl Error {
                 _ => "finalizer",
             },
             Error::NoNamespace => "metadata",
+            Error::WorkloadsStillRunning(_) => "kube",
         }
     }
 }
@@ -503,8 +508,51 @@ async fn emit_transitions(
 }
 
 /// Runs on deletion (before the finalizer is removed): deletes topics when the spec asks.
+/// Stops the pipeline's streaming workloads and waits until their pods are gone: a gate or
+/// processor still running would create its output topics again right after they are deleted.
+/// Foreground deletion keeps each Deployment until its ReplicaSets and pods are deleted.
+async fn stop_streaming_workloads(p: &AnalyticsPipeline, ctx: &Context) -> Result<(), Error> {
+    let ns = p.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let names: Vec<String> = Workload::ALL
+        .iter()
+        .filter(|w| w.is_streaming())
+        .map(|w| render::Names::new(p.name_or_empty()).child(w.component()))
+        .collect();
+    let dp = kube::api::DeleteParams::foreground();
+    for name in &names {
+        match api.delete(name, &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(kube_err(format!("delete Deployment {name}"))(e)),
+        }
+    }
+    let start = Instant::now();
+    loop {
+        let mut left = Vec::new();
+        for name in &names {
+            if api
+                .get_opt(name)
+                .await
+                .map_err(kube_err(format!("get Deployment {name}")))?
+                .is_some()
+            {
+                left.push(name.clone());
+            }
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err(Error::WorkloadsStillRunning(left.join(", ")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Error> {
     if p.spec.kafka.delete_topics_on_deletion {
+        stop_streaming_workloads(&p, ctx).await?;
         let names: Vec<String> =
             p.spec.kafka.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
         let ns = p.namespace().ok_or(Error::NoNamespace)?;

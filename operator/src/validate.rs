@@ -1,6 +1,6 @@
 //! Checks the OpenAPI schema cannot express. Each problem names the offending field.
 
-use crate::crd::{AnalyticsPipelineSpec, BackendSpec};
+use crate::crd::{AnalyticsPipelineSpec, BackendSpec, SecretRef};
 
 /// One problem in a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,16 +41,8 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
     }
     // Credentials for Redis, MongoDB, Elasticsearch and Kibana would be rendered into the
     // workloads, but no workload authenticates with them yet: refuse rather than pretend.
-    let backends: [(&str, Option<&BackendSpec>); 4] = [
-        ("redis", Some(&spec.redis)),
-        ("mongodb", Some(&spec.mongodb.backend)),
-        ("elasticsearch", Some(&spec.elasticsearch)),
-        ("kibana", spec.kibana.as_ref()),
-    ];
-    for (field, b) in backends {
-        if let Some(BackendSpec::External(e)) = b
-            && e.credentials_secret.is_some()
-        {
+    for (field, c) in backend_credentials(spec) {
+        if c.is_some() {
             out.push(Problem {
                 field: format!("spec.{field}.external.credentialsSecret"),
                 message: "authentication to this backend is not supported by the workloads yet; \
@@ -70,6 +62,22 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
         seen.push(*m);
     }
     out
+}
+
+/// Each external backend (field name) with its `credentialsSecret`, in field order.
+fn backend_credentials(spec: &AnalyticsPipelineSpec) -> Vec<(&'static str, Option<&SecretRef>)> {
+    [
+        ("redis", Some(&spec.redis)),
+        ("mongodb", Some(&spec.mongodb.backend)),
+        ("elasticsearch", Some(&spec.elasticsearch)),
+        ("kibana", spec.kibana.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, b)| match b {
+        Some(BackendSpec::External(e)) => Some((field, e.credentials_secret.as_ref())),
+        _ => None,
+    })
+    .collect()
 }
 
 /// A Secret the spec refers to: the field that names it, its name, and the keys it must hold.
@@ -94,16 +102,8 @@ pub fn referenced_secrets(spec: &AnalyticsPipelineSpec) -> Vec<SecretUse> {
     if let Some(c) = &spec.kafka.credentials_secret {
         out.push(creds("spec.kafka.credentialsSecret".into(), &c.name));
     }
-    let backends: [(&str, Option<&BackendSpec>); 4] = [
-        ("redis", Some(&spec.redis)),
-        ("mongodb", Some(&spec.mongodb.backend)),
-        ("elasticsearch", Some(&spec.elasticsearch)),
-        ("kibana", spec.kibana.as_ref()),
-    ];
-    for (field, b) in backends {
-        if let Some(BackendSpec::External(e)) = b
-            && let Some(c) = &e.credentials_secret
-        {
+    for (field, c) in backend_credentials(spec) {
+        if let Some(c) = c {
             out.push(creds(format!("spec.{field}.external.credentialsSecret"), &c.name));
         }
     }

@@ -323,7 +323,7 @@ mod tests {
         assert!(err(&["--output", "-", "--users", "0"]).contains("users"));
         assert!(args(&["--output", "-", "--count", "5"]).plan().is_ok());
         // The operator renders the generator Deployment with `--kafka-topic`.
-        assert_eq!(args(&["--kafka-topic", "t"]).topic.as_deref(), Some("t"));
+        assert_eq!(args(&["--topic", "t"]).topic.as_deref(), Some("t"));
     }
 
     #[tokio::test]
