@@ -45,11 +45,18 @@ def es_count(index):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", required=True, help="prefix of the topic names")
+    # where the workloads write: named after the run locally, derived by the operator in a cluster
+    ap.add_argument("--index-prefix", help="Elasticsearch index prefix [default: RUN-]")
+    ap.add_argument("--db", help="MongoDB database [default: RUN]")
+    ap.add_argument("--redis-prefix", help="the gate's Redis key prefix [default: RUN]")
     ap.add_argument("--sessions", type=int, required=True)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--timeout", type=int, default=600)
     a = ap.parse_args()
+    index_prefix = a.index_prefix or f"{a.run}-"
+    db = a.db or a.run
+    redis_prefix = a.redis_prefix or a.run
     env = os.environ
     gate, proc, sink = (env["DEMO_METRICS_GATE"], env["DEMO_METRICS_PROCESS"], env["DEMO_METRICS_SINK"])
     deadline = time.time() + a.timeout
@@ -72,10 +79,10 @@ def main():
 
     topics = {t: summarize(a.bin, f"{a.run}.{t}") for t in ("raw", "valid", "suspicious", "dead-letter")}
     mongo = pymongo.MongoClient(env["SHOPSTREAM_MONGO_URL"])
-    mongo_count = mongo[a.run]["user_sessions"].count_documents({})
+    mongo_count = mongo[db]["user_sessions"].count_documents({})
     r = redis.Redis.from_url(env["SHOPSTREAM_REDIS_URL"])
-    hll = r.pfcount(f"{{{a.run}}}:users")
-    per_user = r.hgetall(f"{{{a.run}}}:sessions-per-user")
+    hll = r.pfcount(f"{{{redis_prefix}}}:users")
+    per_user = r.hgetall(f"{{{redis_prefix}}}:sessions-per-user")
     exact_users = topics["raw"]["uniqueUsers"]
 
     print(f"\nrun {a.run}: {a.sessions} sessions through the pipeline in {took:.1f}s after generation\n")
@@ -83,9 +90,9 @@ def main():
     for t, s in topics.items():
         print(f"{'kafka topic ' + a.run + '.' + t:<56}{s['records']:>10}")
     for idx in ("sessions", "products"):
-        name = f"{a.run}-{idx}"
+        name = f"{index_prefix}{idx}"
         print(f"{'elasticsearch index ' + name:<56}{es_count(name):>10}")
-    print(f"{'mongodb ' + a.run + '.user_sessions':<56}{mongo_count:>10}")
+    print(f"{'mongodb ' + db + '.user_sessions':<56}{mongo_count:>10}")
     print(f"\nunique users: HyperLogLog {hll}, exact {exact_users} "
           f"({100.0 * (hll - exact_users) / max(exact_users, 1):+.2f}%)")
     print(f"sessions counted per user in Redis: {sum(int(v) for v in per_user.values())} "
