@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -510,44 +510,58 @@ async fn emit_transitions(
 /// Runs on deletion (before the finalizer is removed): deletes topics when the spec asks.
 /// Stops the pipeline's streaming workloads and waits until their pods are gone: a gate or
 /// processor still running would create its output topics again right after they are deleted.
-/// Foreground deletion keeps each Deployment until its ReplicaSets and pods are deleted.
+///
+/// The Deployments are scaled to zero, so the ReplicaSet controller deletes the pods at once,
+/// and the pods themselves are waited for (terminating pods still run). Foreground deletion
+/// would say the same but leaves the wait to the garbage collector, whose retries took 40 s on
+/// an idle node after the pods were long gone.
 async fn stop_streaming_workloads(p: &AnalyticsPipeline, ctx: &Context) -> Result<(), Error> {
     let ns = p.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let names: Vec<String> = Workload::ALL
-        .iter()
-        .filter(|w| w.is_streaming())
-        .map(|w| render::Names::new(p.name_or_empty()).child(w.component()))
-        .collect();
-    let dp = kube::api::DeleteParams::foreground();
-    for name in &names {
-        match api.delete(name, &dp).await {
+    let name = p.name_or_empty();
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let streaming: Vec<&str> =
+        Workload::ALL.iter().filter(|w| w.is_streaming()).map(|w| w.component()).collect();
+    let names = render::Names::new(name);
+    let scale = Patch::Merge(json!({ "spec": { "replicas": 0 } }));
+    for component in &streaming {
+        let deployment = names.child(component);
+        match deployments.patch(&deployment, &PatchParams::default(), &scale).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(kube_err(format!("delete Deployment {name}"))(e)),
+            Err(e) => return Err(kube_err(format!("scale Deployment {deployment} to 0"))(e)),
         }
     }
+    let selector = format!(
+        "{}={name},{} in ({})",
+        render::PIPELINE_LABEL,
+        render::COMPONENT_LABEL,
+        streaming.join(",")
+    );
     let start = Instant::now();
     loop {
-        let mut left = Vec::new();
-        for name in &names {
-            if api
-                .get_opt(name)
-                .await
-                .map_err(kube_err(format!("get Deployment {name}")))?
-                .is_some()
-            {
-                left.push(name.clone());
-            }
-        }
-        if left.is_empty() {
-            return Ok(());
+        let left = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(kube_err(format!("list pods {selector}")))?;
+        if left.items.is_empty() {
+            break;
         }
         if start.elapsed() > Duration::from_secs(120) {
+            let left: Vec<String> = left.items.iter().map(|p| p.name_any()).collect();
             return Err(Error::WorkloadsStillRunning(left.join(", ")));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    for component in &streaming {
+        let deployment = names.child(component);
+        match deployments.delete(&deployment, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(kube_err(format!("delete Deployment {deployment}"))(e)),
+        }
+    }
+    Ok(())
 }
 
 async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Error> {

@@ -400,9 +400,11 @@ impl Ctx<'_> {
         }
     }
 
+    /// No workload talks to the Kubernetes API, so none gets a token.
     fn pod_spec(&self, containers: Vec<Container>, restart: Option<&str>) -> PodSpec {
         PodSpec {
             service_account_name: Some(self.names.service_account()),
+            automount_service_account_token: Some(false),
             containers,
             restart_policy: restart.map(str::to_string),
             ..Default::default()
@@ -445,6 +447,7 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
         "ServiceAccount",
         &ServiceAccount {
             metadata: ctx.meta(ctx.names.service_account(), "rbac"),
+            automount_service_account_token: Some(false),
             ..Default::default()
         },
     )?);
@@ -665,7 +668,12 @@ fn render_managed(
                     labels: Some(labels(&ctx.name, kind.component)),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec { containers: vec![container], volumes, ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    volumes,
+                    automount_service_account_token: Some(false),
+                    ..Default::default()
+                }),
             },
             volume_claim_templates: claims,
             ..Default::default()

@@ -89,6 +89,16 @@ fn renders_every_child_with_owner_reference_and_labels() {
         );
         let types = o.types.as_ref().expect("apiVersion/kind");
         assert_eq!(types.kind, d.resource.kind);
+        // no workload or managed backend talks to the Kubernetes API: no token is mounted
+        let pod = match types.kind.as_str() {
+            "Deployment" | "StatefulSet" => Some(&o.data["spec"]["template"]["spec"]),
+            "CronJob" => Some(&o.data["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+            "ServiceAccount" => Some(&o.data),
+            _ => None,
+        };
+        if let Some(pod) = pod {
+            assert_eq!(pod["automountServiceAccountToken"], false, "{}", d.key());
+        }
     }
 }
 

@@ -28,8 +28,19 @@ pub fn need_env(name: &str) -> String {
     }
 }
 
+/// Operator logs on stderr when `RUST_LOG` is set (`RUST_LOG=shopstream_operator=debug`).
+fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A client for the API server named by KUBECONFIG.
 pub async fn client() -> Client {
+    init_logs();
     need_env("KUBECONFIG");
     Client::try_default()
         .await
@@ -156,6 +167,12 @@ pub fn pipeline(name: &str, ns: &str, tag: &str) -> AnalyticsPipeline {
     spec["elasticsearch"]["external"]["url"] = need_env("SHOPSTREAM_ES_URL").into();
     // no managed Kibana by default: nothing could ever make it ready without a kubelet
     spec.as_object_mut().expect("spec").remove("kibana");
+    // These tests are about the operator, not the workloads: on a node the pods run an image
+    // that is there and stops on SIGTERM, instead of retrying a pull of the example's image
+    // (a kubelet takes up to a minute to delete a pod in image-pull back-off).
+    if let Ok(image) = std::env::var("SHOPSTREAM_IDLE_IMAGE") {
+        spec["workloads"]["image"] = image.into();
+    }
     serde_json::from_value(v).expect("pipeline")
 }
 
