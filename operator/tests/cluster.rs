@@ -178,7 +178,8 @@ async fn pipeline_lifecycle_on_a_real_api_server() {
     let api_version = cronjobs.expect("the server serves a CronJob API").api_version();
     assert_eq!(offline.0, "True");
     assert!(offline.2.contains(api_version), "{}", offline.2);
-    // no kubelet in the test cluster: pods never become ready, and Ready says so
+    // the pods never become ready (no node, or the idle image answers no readiness probe),
+    // and Ready says so
     let workloads = condition(&p, "WorkloadsReady").expect("WorkloadsReady");
     assert_eq!((workloads.0.as_str(), workloads.1.as_str()), ("False", "ReplicasNotReady"));
     let ready = condition(&p, "Ready").expect("Ready");

@@ -1,6 +1,7 @@
 //! Pure tests of the renderer, the spec checks, the conditions and the registry reading, plus
 //! the checked-in CRD and offline schema validation of the rendered objects (1.30 schemas).
 
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -615,5 +616,15 @@ fn every_workload_listens_for_metrics_where_its_service_scrapes() {
         let svc: Service = typed(&objs, "Service", deployment);
         let port = &svc.spec.expect("spec").ports.expect("ports")[0];
         assert_eq!(port.port, shopstream_operator::render::METRICS_PORT);
+        // readiness and liveness ask the same server, on the named port
+        let c = &pod.containers[0];
+        let named = c.ports.as_ref().expect("ports")[0].name.clone().expect("port name");
+        for (probe, path) in
+            [(c.readiness_probe.as_ref(), "/readyz"), (c.liveness_probe.as_ref(), "/healthz")]
+        {
+            let get = probe.and_then(|p| p.http_get.as_ref()).expect("http probe");
+            assert_eq!(get.path.as_deref(), Some(path), "{deployment}");
+            assert_eq!(get.port, IntOrString::String(named.clone()), "{deployment}");
+        }
     }
 }
