@@ -57,6 +57,29 @@ async fn reconcile_count(addr: &str) -> Option<f64> {
     )
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    let rest = stat.rsplit_once(") ")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The control plane's processes, from the PID files `dev/kube` writes (when it is local).
+fn control_plane() -> Vec<(&'static str, u32)> {
+    let dir = std::env::var("STACK_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.stack").to_string());
+    ["kube-apiserver", "etcd"]
+        .into_iter()
+        .filter_map(|name| {
+            let pid = std::fs::read_to_string(format!("{dir}/kube/{name}.pid")).ok()?;
+            Some((name, pid.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
@@ -121,6 +144,9 @@ async fn run_size(
     let idle_rss = rss_kib(pid);
 
     let api: Api<AnalyticsPipeline> = Api::namespaced(client.clone(), &ns_name);
+    let procs: Vec<(&str, u32)> =
+        std::iter::once(("operator", pid)).chain(control_plane()).collect();
+    let cpu_before: Vec<Option<f64>> = procs.iter().map(|(_, p)| cpu_seconds(*p)).collect();
     let start = Instant::now();
     for i in 0..n {
         api.create(&PostParams::default(), &pipeline(&format!("p{i}"), &ns_name, &tag)?).await?;
@@ -147,6 +173,19 @@ async fn run_size(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // Which process was busy while the pipelines settled (the machine's cores are shared).
+    let cpu: Vec<String> = procs
+        .iter()
+        .zip(&cpu_before)
+        .filter_map(|((name, p), before)| {
+            Some(format!("{name} {:.1} s", cpu_seconds(*p)? - (*before)?))
+        })
+        .collect();
+    println!(
+        "  n={n}: CPU while settling ({:.1} s wall): {}",
+        elapsed.as_secs_f64(),
+        cpu.join(", ")
+    );
     // RSS after a few requeue-free seconds with n pipelines.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss = rss_kib(pid);
