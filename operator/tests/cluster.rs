@@ -21,6 +21,8 @@ use shopstream_operator::crd::AnalyticsPipeline;
 use shopstream_operator::render::CronJobApi;
 
 const T: Duration = Duration::from_secs(60);
+/// Deletion waits for the streaming pods (the operator allows them 120 s per attempt).
+const DELETION: Duration = Duration::from_secs(180);
 
 fn ar<K: Resource<DynamicType = ()>>() -> ApiResource {
     ApiResource::erase::<K>(&())
@@ -284,7 +286,7 @@ async fn pipeline_lifecycle_on_a_real_api_server() {
 
     // Delete the resource: finalizer deletes topics, then GC removes the children.
     api.delete("shop", &DeleteParams::default()).await.expect("delete pipeline");
-    eventually("pipeline gone (finalizer ran)", T, || {
+    eventually("pipeline gone (finalizer ran)", DELETION, || {
         let api = api.clone();
         async move { api.get_opt("shop").await.ok()?.is_none().then_some(()) }
     })
@@ -414,7 +416,7 @@ async fn invalid_pipelines_are_rejected_or_conditioned() {
     let before = tokio::task::spawn_blocking(move || broker_partitions(&t2)).await.expect("join");
     assert!(before.iter().all(Option::is_some), "{before:?}");
     api.delete("nosecret", &DeleteParams::default()).await.expect("delete");
-    eventually("nosecret gone", T, || {
+    eventually("nosecret gone", DELETION, || {
         let api = api.clone();
         async move { api.get_opt("nosecret").await.ok()?.is_none().then_some(()) }
     })

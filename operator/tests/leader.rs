@@ -16,6 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 const T: Duration = Duration::from_secs(60);
+/// Deletion waits for the streaming pods (the operator allows them 120 s per attempt).
+const DELETION: Duration = Duration::from_secs(180);
 
 struct Proc {
     child: Child,
@@ -144,7 +146,7 @@ async fn only_the_leader_reconciles_and_a_survivor_takes_over() {
 
     // Clean up through the new leader (finalizer deletes the topics).
     api.delete("shop", &DeleteParams::default()).await.expect("delete");
-    eventually("pipeline gone", T, || {
+    eventually("pipeline gone", DELETION, || {
         let api = api.clone();
         async move { api.get_opt("shop").await.ok()?.is_none().then_some(()) }
     })
