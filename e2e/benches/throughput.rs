@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, Resource};
 use mongodb::bson::{Document, doc};
 use shopstream_e2e::{endpoint, es_count, shopstream_bin};
@@ -41,7 +40,6 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 const EXAMPLE: &str = include_str!("../../crds/examples/pipeline.yaml");
-const CRD: &str = include_str!("../../crds/analyticspipeline.yaml");
 const STREAMING: [&str; 3] = ["gate", "processor", "sink"];
 const SEED: u64 = 7;
 const USERS: usize = 5_000;
@@ -367,15 +365,7 @@ async fn main() -> anyhow::Result<()> {
     let rounds: usize =
         std::env::var("SHOPSTREAM_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let client = Client::try_default().await.context("KUBECONFIG: run `dev/kube up --node`")?;
-    let crd: CustomResourceDefinition =
-        serde_json::from_value(serde_norway::from_str::<serde_json::Value>(CRD)?)?;
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .patch(
-            "analyticspipelines.shopstream.io",
-            &PatchParams::apply("shopstream-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
+    shopstream_operator::crd::apply_crd(&client, "shopstream-bench").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let dir = std::env::temp_dir().join(format!("shopstream-throughput-{}", std::process::id()));

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use shopstream_operator::crd::AnalyticsPipeline;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -218,16 +217,7 @@ async fn run_size(
 async fn main() -> anyhow::Result<()> {
     env("KUBECONFIG")?;
     let client = Client::try_default().await.context("API server")?;
-    let crd_text = include_str!("../../crds/analyticspipeline.yaml");
-    let crd: CustomResourceDefinition =
-        serde_json::from_value(serde_norway::from_str::<serde_json::Value>(crd_text)?)?;
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .patch(
-            "analyticspipelines.shopstream.io",
-            &PatchParams::apply("shopstream-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
+    shopstream_operator::crd::apply_crd(&client, "shopstream-bench").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sizes: Vec<usize> = std::env::var("SHOPSTREAM_BENCH_PIPELINES")
         .unwrap_or_else(|_| "1,50".into())

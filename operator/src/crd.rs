@@ -611,3 +611,34 @@ impl AnalyticsPipeline {
         self.spec.mongodb.database.clone().unwrap_or_else(|| self.id().default_database())
     }
 }
+
+/// The CustomResourceDefinition as shipped (`crds/analyticspipeline.yaml`; a test keeps it equal
+/// to the types above).
+pub const CRD_YAML: &str = include_str!("../../crds/analyticspipeline.yaml");
+
+/// Why the shipped CRD could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyCrdError {
+    /// The shipped YAML is not a CustomResourceDefinition.
+    #[error("crds/analyticspipeline.yaml: {0}")]
+    Yaml(#[from] serde_norway::Error),
+    /// The API server refused it.
+    #[error("apply the CRD: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// Applies the shipped CRD with server-side apply (forced) under the field manager `manager`.
+pub async fn apply_crd(
+    client: &kube::Client,
+    manager: &str,
+) -> Result<
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    ApplyCrdError,
+> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    let crd: CustomResourceDefinition = serde_norway::from_str(CRD_YAML)?;
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    Ok(api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(&crd)).await?)
+}

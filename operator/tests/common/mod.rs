@@ -72,21 +72,8 @@ where
 
 /// Installs (server-side applies) the checked-in CRD and waits until it is Established.
 pub async fn install_crd(client: &Client) {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crds/analyticspipeline.yaml"
-    ))
-    .expect("read crds/analyticspipeline.yaml");
-    let value: serde_json::Value = serde_norway::from_str(&text).expect("CRD YAML");
-    let crd: CustomResourceDefinition = serde_json::from_value(value).expect("CRD object");
+    shopstream_operator::crd::apply_crd(client, "shopstream-tests").await.expect("apply CRD");
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    api.patch(
-        "analyticspipelines.shopstream.io",
-        &PatchParams::apply("shopstream-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply CRD");
     eventually("CRD Established", Duration::from_secs(30), || {
         let api = api.clone();
         async move {
