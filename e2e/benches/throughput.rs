@@ -28,8 +28,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, Resource};
-use mongodb::bson::{Document, doc};
-use shopstream_e2e::{endpoint, es_count, shopstream_bin};
+use shopstream_e2e::{endpoint, es_count, mongo_count, shopstream_bin};
 use shopstream_gate::rules::{RuleConfig, Verdict, reference};
 use shopstream_operator::controller::{Context, Settings, run_controller};
 use shopstream_operator::crd::AnalyticsPipeline;
@@ -118,15 +117,6 @@ async fn expected_valid(n: u64, dir: &Path) -> anyhow::Result<u64> {
     Ok(outcome.verdicts.values().filter(|v| **v == Verdict::Valid).count() as u64)
 }
 
-async fn mongo_count(mongo: &mongodb::Client, db: &str) -> u64 {
-    mongo
-        .database(db)
-        .collection::<Document>("user_sessions")
-        .count_documents(doc! {})
-        .await
-        .unwrap_or(0)
-}
-
 /// Generates the sessions into the raw topic and waits until both stores hold `want` sessions.
 /// Returns (time to produce, time until everything landed).
 async fn timed_run(shop: &Shop, n: u64, want: u64) -> anyhow::Result<(Duration, Duration)> {
@@ -147,7 +137,7 @@ async fn timed_run(shop: &Shop, n: u64, want: u64) -> anyhow::Result<(Duration, 
     loop {
         let (e, m) = (
             es_count(&es, &shop.sessions_index()).await,
-            mongo_count(&mongo, &shop.database()).await,
+            mongo_count(&mongo, &shop.database(), "user_sessions").await,
         );
         if e == want && m == want {
             return Ok((produced, start.elapsed()));

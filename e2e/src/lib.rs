@@ -69,3 +69,13 @@ pub async fn es_count(es: &str, index: &str) -> u64 {
     let v: serde_json::Value = resp.json().await.unwrap_or_default();
     v["count"].as_u64().unwrap_or(0)
 }
+
+/// Documents in a MongoDB collection (0 while it does not exist or cannot be read).
+pub async fn mongo_count(mongo: &mongodb::Client, db: &str, collection: &str) -> u64 {
+    mongo
+        .database(db)
+        .collection::<mongodb::bson::Document>(collection)
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap_or(0)
+}

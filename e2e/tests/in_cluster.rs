@@ -30,7 +30,7 @@ use kube::api::{
 };
 use kube::{Client, ResourceExt};
 use mongodb::bson::doc;
-use shopstream_e2e::{endpoint, es_count, read_topic, wait_for};
+use shopstream_e2e::{endpoint, es_count, mongo_count, read_topic, wait_for};
 use shopstream_gate::rules::{RuleConfig, Verdict, reference};
 use shopstream_kafka::KafkaArgs;
 use shopstream_kafka::rdkafka::Message;
@@ -196,15 +196,6 @@ async fn patch_spec(api: &Api<AnalyticsPipeline>, spec: serde_json::Value) {
     api.patch("shop", &PatchParams::default(), &Patch::Merge(serde_json::json!({ "spec": spec })))
         .await
         .expect("patch pipeline");
-}
-
-async fn mongo_count(mongo: &mongodb::Client, db: &str, collection: &str) -> u64 {
-    mongo
-        .database(db)
-        .collection::<mongodb::bson::Document>(collection)
-        .count_documents(doc! {})
-        .await
-        .unwrap_or(0)
 }
 
 /// A Job made from a CronJob's template (what `kubectl create job --from=cronjob/...` does),
