@@ -74,12 +74,24 @@ pub fn merge(
     out
 }
 
-/// Conditions whose status differs between `before` and `after` (for events).
+/// Conditions worth an event between `before` and `after`: every status change of a condition
+/// seen before, and a first appearance only when it needs someone's attention
+/// ([`needs_attention`]). A new pipeline's other conditions (still starting, or already fine)
+/// are summarised in one `Applied` event instead of one event each.
 pub fn transitions<'a>(before: &[Condition], after: &'a [Condition]) -> Vec<&'a Condition> {
     after
         .iter()
-        .filter(|a| before.iter().find(|b| b.type_ == a.type_).is_none_or(|b| b.status != a.status))
+        .filter(|a| match before.iter().find(|b| b.type_ == a.type_) {
+            Some(b) => b.status != a.status,
+            None => needs_attention(a),
+        })
         .collect()
+}
+
+/// A condition that asks for action: an invalid spec or an exhausted privacy budget.
+pub fn needs_attention(c: &Condition) -> bool {
+    (c.type_ == SPEC_VALID && c.status == "False")
+        || (c.type_ == PRIVACY_BUDGET_EXHAUSTED && c.status == "True")
 }
 
 /// The Ready condition summarising the others: ready when every part is ready and the budget

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::DynamicObject;
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -18,6 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::children::{self, AppliedChildren, ChildStores, Live};
 use crate::conditions;
 use crate::crd::{
     AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, TopicSpec, WorkloadStatus,
@@ -58,9 +59,10 @@ pub enum Error {
     /// The resource has no namespace.
     #[error("the AnalyticsPipeline has no namespace")]
     NoNamespace,
-    /// Deleting a pipeline's topics waits for its streaming workloads to stop.
-    #[error("streaming workloads still running after 120 s: {0}")]
-    WorkloadsStillRunning(String),
+    /// Deleting a pipeline's topics waits for its streaming workloads to stop: not a failure,
+    /// the finalizer is retried after [`STOPPING_POLL`] without backoff.
+    #[error("waiting for {0} streaming pod(s) to stop before deleting the topics")]
+    WorkloadsStopping(usize),
 }
 
 impl Error {
@@ -76,10 +78,27 @@ impl Error {
                 _ => "finalizer",
             },
             Error::NoNamespace => "metadata",
-            Error::WorkloadsStillRunning(_) => "kube",
+            Error::WorkloadsStopping(_) => "waiting",
         }
     }
 }
+
+impl Error {
+    /// A deletion waiting for its pods: retried soon, neither counted nor backed off.
+    fn is_waiting(&self) -> bool {
+        match self {
+            Error::WorkloadsStopping(_) => true,
+            Error::Finalizer(e) => matches!(
+                e.as_ref(),
+                kube::runtime::finalizer::Error::CleanupFailed(inner) if inner.is_waiting()
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// How often a deletion checks whether its streaming pods are gone.
+pub const STOPPING_POLL: Duration = Duration::from_secs(2);
 
 fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let what = what.into();
@@ -97,6 +116,10 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// Quiet period that coalesces bursts of watch events into one reconcile (0 = none).
     pub debounce: Duration,
+    /// Reconciles running at once (0 = unbounded).
+    pub concurrency: u16,
+    /// Longest time an unchanged child goes without being applied again ([`crate::children`]).
+    pub resync: Duration,
 }
 
 impl Default for Settings {
@@ -106,6 +129,8 @@ impl Default for Settings {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             debounce: Duration::ZERO,
+            concurrency: 16,
+            resync: Duration::from_secs(600),
         }
     }
 }
@@ -125,7 +150,8 @@ pub struct Context {
     /// Tunables.
     pub settings: Settings,
     failures: std::sync::Mutex<HashMap<String, u32>>,
-    child_uids: std::sync::Mutex<HashMap<String, String>>,
+    applied: AppliedChildren,
+    stores: std::sync::RwLock<Option<ChildStores>>,
     admins: std::sync::Mutex<HashMap<String, Arc<TopicAdmin>>>,
 }
 
@@ -150,7 +176,8 @@ impl Context {
             cronjob_api,
             settings,
             failures: Default::default(),
-            child_uids: Default::default(),
+            applied: Default::default(),
+            stores: Default::default(),
             admins: Default::default(),
         })
     }
@@ -176,6 +203,11 @@ impl Context {
             admins.insert(key, Arc::clone(&admin));
         }
         Ok(admin)
+    }
+
+    /// The children's stores of the running controller (none before it runs).
+    fn stores(&self) -> Option<ChildStores> {
+        self.stores.read().ok()?.clone()
     }
 
     /// Backoff for the `n`-th consecutive failure (1-based): base * 2^(n-1), capped.
@@ -235,10 +267,20 @@ pub async fn reconcile(p: Arc<AnalyticsPipeline>, ctx: Arc<Context>) -> Result<A
         }
     })
     .instrument(span)
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.observe(start.elapsed(), result.as_ref().err().map(Error::kind));
-    if result.is_ok()
+    .await;
+    let result = match result {
+        // A requeue that ran on a copy from before the finalizer was removed finds the
+        // resource gone: its cleanup is done.
+        Err(kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(e)))
+            if e.code == 404 =>
+        {
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
+    let error = result.as_ref().err().filter(|e| !e.is_waiting());
+    ctx.metrics.observe(start.elapsed(), error.map(Error::kind));
+    if error.is_none()
         && let Ok(mut f) = ctx.failures.lock()
     {
         f.remove(&format!("{ns}/{name}"));
@@ -249,6 +291,10 @@ pub async fn reconcile(p: Arc<AnalyticsPipeline>, ctx: Arc<Context>) -> Result<A
 /// Per-object exponential backoff.
 pub fn error_policy(p: Arc<AnalyticsPipeline>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    if err.is_waiting() {
+        info!(pipeline = %key, "{err}");
+        return Action::requeue(STOPPING_POLL);
+    }
     let n = match ctx.failures.lock() {
         Ok(mut f) => {
             let n = f.entry(key.clone()).or_insert(0);
@@ -308,14 +354,6 @@ fn now_rfc3339() -> String {
         .round(k8s_openapi::jiff::Unit::Second)
         .map(|t| t.to_string())
         .unwrap_or_default()
-}
-
-fn i32_at(obj: &DynamicObject, path: &[&str]) -> Option<i32> {
-    let mut v = &obj.data;
-    for k in path {
-        v = v.get(k)?;
-    }
-    v.as_i64().and_then(|n| i32::try_from(n).ok())
 }
 
 /// Applies one object with server-side apply (forced, one field manager).
@@ -396,15 +434,48 @@ async fn apply(
         RenderInputs { suspend_training: budget.exhausted.is_some(), cronjob_api: ctx.cronjob_api };
     let desired = render::render(&p, &inputs)?;
     let mut workloads = Vec::new();
+    let stores = ctx.stores();
+    let pipeline_uid = p.metadata.uid.clone().unwrap_or_default();
     for d in &desired {
-        let obj = apply_one(&ctx.client, d).await?;
-        note_recreated(ctx, &p, d, &obj).await;
-        if d.resource.kind == "Deployment" || d.resource.kind == "StatefulSet" {
+        let is_workload = d.resource.kind == "Deployment" || d.resource.kind == "StatefulSet";
+        let key = format!("{pipeline_uid}/{}", d.key());
+        let hash = children::desired_hash(d);
+        let live = stores.as_ref().and_then(|s| s.live(d));
+        let previous = ctx.applied.get(&key);
+        let now = Instant::now();
+        let live = match live {
+            Some(live)
+                if children::up_to_date(
+                    previous.as_ref(),
+                    hash,
+                    Some(&live),
+                    now,
+                    ctx.settings.resync,
+                ) =>
+            {
+                ctx.metrics.children.with_label_values(&["unchanged"]).inc();
+                Some(live)
+            }
+            _ => {
+                let obj = apply_one(&ctx.client, d).await?;
+                ctx.metrics.children.with_label_values(&["applied"]).inc();
+                let live = Live::from_applied(&obj, is_workload);
+                if let Some(live) = &live {
+                    let before = ctx
+                        .applied
+                        .insert(key, children::Applied { hash, live: live.clone(), at: now });
+                    note_recreated(ctx, &p, d, before.as_ref(), &live.uid).await;
+                }
+                live
+            }
+        };
+        if is_workload {
+            let (replicas, ready_replicas) = live.and_then(|l| l.replicas).unwrap_or((1, 0));
             workloads.push(WorkloadStatus {
                 name: d.object.metadata.name.clone().unwrap_or_default(),
                 kind: d.resource.kind.clone(),
-                replicas: i32_at(&obj, &["spec", "replicas"]).unwrap_or(1),
-                ready_replicas: i32_at(&obj, &["status", "readyReplicas"]).unwrap_or(0),
+                replicas,
+                ready_replicas,
             });
         }
     }
@@ -447,7 +518,21 @@ async fn apply(
             &p,
             EventType::Normal,
             "Applied",
-            format!("applied {} objects for generation {}", desired.len(), generation.unwrap_or(0)),
+            format!(
+                "applied {} objects for generation {}; {}",
+                desired.len(),
+                generation.unwrap_or(0),
+                status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == conditions::READY)
+                    .map(|c| if c.status == "True" {
+                        "ready".to_string()
+                    } else {
+                        format!("not ready yet: {}", c.message)
+                    })
+                    .unwrap_or_default()
+            ),
         )
         .await;
     }
@@ -464,18 +549,16 @@ async fn apply(
     }))
 }
 
-/// Emits an event when a child was recreated (its uid changed since the last reconcile).
-async fn note_recreated(ctx: &Context, p: &AnalyticsPipeline, d: &Desired, obj: &DynamicObject) {
-    let (Some(uid), Some(pipeline_uid)) = (obj.metadata.uid.clone(), p.metadata.uid.clone()) else {
-        return;
-    };
-    let key = format!("{pipeline_uid}/{}", d.key());
-    let previous = match ctx.child_uids.lock() {
-        Ok(mut m) => m.insert(key, uid.clone()),
-        Err(_) => None,
-    };
-    if let Some(prev) = previous
-        && prev != uid
+/// Emits an event when a child was recreated (its uid changed since the last apply).
+async fn note_recreated(
+    ctx: &Context,
+    p: &AnalyticsPipeline,
+    d: &Desired,
+    before: Option<&children::Applied>,
+    uid: &str,
+) {
+    if let Some(before) = before
+        && before.live.uid != uid
     {
         publish(
             ctx,
@@ -514,7 +597,10 @@ async fn emit_transitions(
 /// The Deployments are scaled to zero, so the ReplicaSet controller deletes the pods at once,
 /// and the pods themselves are waited for (terminating pods still run). Foreground deletion
 /// would say the same but leaves the wait to the garbage collector, whose retries took 40 s on
-/// an idle node after the pods were long gone.
+/// an idle node after the pods were long gone. While pods remain it returns
+/// [`Error::WorkloadsStopping`] instead of waiting, so a deletion holds no reconcile slot
+/// (with hundreds of pipelines deleted at once, waiting in the slots serialised them behind the
+/// ReplicaSet controller's rate limit).
 async fn stop_streaming_workloads(p: &AnalyticsPipeline, ctx: &Context) -> Result<(), Error> {
     let ns = p.namespace().ok_or(Error::NoNamespace)?;
     let name = p.name_or_empty();
@@ -538,20 +624,12 @@ async fn stop_streaming_workloads(p: &AnalyticsPipeline, ctx: &Context) -> Resul
         render::COMPONENT_LABEL,
         streaming.join(",")
     );
-    let start = Instant::now();
-    loop {
-        let left = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(kube_err(format!("list pods {selector}")))?;
-        if left.items.is_empty() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            let left: Vec<String> = left.items.iter().map(|p| p.name_any()).collect();
-            return Err(Error::WorkloadsStillRunning(left.join(", ")));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let left = pods
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err(format!("list pods {selector}")))?;
+    if !left.items.is_empty() {
+        return Err(Error::WorkloadsStopping(left.items.len()));
     }
     for component in &streaming {
         let deployment = names.child(component);
@@ -565,6 +643,9 @@ async fn stop_streaming_workloads(p: &AnalyticsPipeline, ctx: &Context) -> Resul
 }
 
 async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Error> {
+    if let Some(uid) = &p.metadata.uid {
+        ctx.applied.forget(uid);
+    }
     if p.spec.kafka.delete_topics_on_deletion {
         stop_streaming_workloads(&p, ctx).await?;
         let names: Vec<String> =
@@ -606,27 +687,50 @@ pub async fn run_controller(
     let wc = watcher::Config::default();
     let owned =
         watcher::Config::default().labels("app.kubernetes.io/managed-by=shopstream-operator");
-    let mut controller = Controller::new(api::<AnalyticsPipeline>(&client, namespace), wc)
-        .owns(api::<ServiceAccount>(&client, namespace), owned.clone())
-        .owns(api::<Service>(&client, namespace), owned.clone())
-        .owns(api::<Deployment>(&client, namespace), owned.clone())
-        .owns(api::<StatefulSet>(&client, namespace), owned.clone());
-    if let Some(cron) = ctx.cronjob_api {
+    let cronjobs = ctx.cronjob_api.map(|cron| {
         let ar = cron.resource();
-        let cron_api: Api<DynamicObject> = match namespace {
+        let cron_api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        controller = controller.owns_with(cron_api, ar, owned);
+        (cron_api, ar)
+    });
+    let watches = children::watches(
+        api::<Deployment>(&client, namespace),
+        api::<StatefulSet>(&client, namespace),
+        api::<PartialObjectMeta<Service>>(&client, namespace),
+        api::<PartialObjectMeta<ServiceAccount>>(&client, namespace),
+        cronjobs,
+        owned,
+    );
+    // Fresh stores start empty: forget what earlier runs applied, so every child is applied
+    // once more under this run.
+    ctx.applied.clear();
+    if let Ok(mut s) = ctx.stores.write() {
+        *s = Some(watches.stores.clone());
     }
+    let mut controller = Controller::new(api::<AnalyticsPipeline>(&client, namespace), wc)
+        .owns_stream(watches.accounts)
+        .owns_stream(watches.services)
+        .owns_stream(watches.deployments)
+        .owns_stream(watches.statefulsets);
+    if let Some((trigger, ar)) = watches.cronjobs {
+        controller = controller.owns_stream_with(trigger, ar);
+    }
+    let config = kube::runtime::controller::Config::default()
+        .debounce(ctx.settings.debounce)
+        .concurrency(ctx.settings.concurrency);
     controller
-        .with_config(kube::runtime::controller::Config::default().debounce(ctx.settings.debounce))
+        .with_config(config)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "controller event");
             }
         })
         .await;
+    if let Ok(mut s) = ctx.stores.write() {
+        *s = None;
+    }
 }

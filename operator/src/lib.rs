@@ -6,10 +6,12 @@
 //! - [`validate`], [`conditions`], [`registry`], [`status`]: pure checks and the status as a
 //!   function of what a reconcile observed (gather -> decide -> act).
 //! - [`controller`]: the reconciler (server-side apply, topics, status, events, finalizer).
+//! - [`children`]: what the reconciler knows of its children, so unchanged ones are not applied.
 //! - [`kafka`]: topics through the Kafka admin API.
 //! - [`leader`]: leader election with a Lease.
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
 
+pub mod children;
 pub mod conditions;
 pub mod controller;
 pub mod crd;

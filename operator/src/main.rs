@@ -59,6 +59,14 @@ struct RunArgs {
     #[arg(long, env = "SHOPSTREAM_OPERATOR_DEBOUNCE_MS", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=60000))]
     debounce_ms: u64,
+    /// Reconciles running at once (0 = unbounded).
+    #[arg(long, env = "SHOPSTREAM_OPERATOR_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+    /// Apply an unchanged child again after this many seconds (corrects label and annotation
+    /// drift; spec changes and deletions are corrected at once).
+    #[arg(long, env = "SHOPSTREAM_OPERATOR_RESYNC_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    resync_seconds: u64,
     /// Print the bound metrics address on stdout (for tests and scripts).
     #[arg(long)]
     print_metrics_addr: bool,
@@ -117,6 +125,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let settings = Settings {
         requeue: Duration::from_secs(args.requeue_seconds),
         debounce: Duration::from_millis(args.debounce_ms),
+        concurrency: args.concurrency,
+        resync: Duration::from_secs(args.resync_seconds),
         ..Settings::default()
     };
     let ctx = Arc::new(

@@ -28,6 +28,8 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// Topic changes made through the Kafka admin API.
     pub topic_changes: IntCounter,
+    /// Children by what a reconcile did with them (`applied`, `unchanged`).
+    pub children: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,12 +56,20 @@ impl Metrics {
             "shopstream_operator_topic_changes_total",
             "Topic changes made through the Kafka admin API",
         )?;
+        let children = IntCounterVec::new(
+            Opts::new(
+                "shopstream_operator_children_total",
+                "Rendered children by what a reconcile did (applied, or unchanged and skipped)",
+            ),
+            &["action"],
+        )?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(topic_changes.clone()))?;
-        Ok(Metrics { registry, reconciles, errors, duration, leader, topic_changes })
+        registry.register(Box::new(children.clone()))?;
+        Ok(Metrics { registry, reconciles, errors, duration, leader, topic_changes, children })
     }
 
     /// The metrics in the Prometheus text format.

@@ -193,6 +193,22 @@ async fn pipeline_lifecycle_on_a_real_api_server() {
     assert_eq!(s.privacy_budget.as_ref().map(|b| b.remaining_epsilon), Some(10.0));
     assert!(s.conditions.iter().all(|c| c.observed_generation == Some(1)));
 
+    // A settled pipeline's reconciles (requeued every 5 s here) apply nothing: a window in
+    // which every child was found unchanged at least once and none was applied.
+    let children = expected_children(cronjobs).len() as u64;
+    let counts = || {
+        let c = &op.metrics.children;
+        (c.with_label_values(&["applied"]).get(), c.with_label_values(&["unchanged"]).get())
+    };
+    let counts = &counts;
+    eventually("a quiet window without applies", T, move || async move {
+        let (applied, unchanged) = counts();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let (applied_after, unchanged_after) = counts();
+        (applied_after == applied && unchanged_after >= unchanged + children).then_some(())
+    })
+    .await;
+
     // Another field manager owns an annotation on the gate Deployment.
     deployments
         .patch(
@@ -258,6 +274,21 @@ async fn pipeline_lifecycle_on_a_real_api_server() {
         Some("team-x"),
         "another manager's field was removed"
     );
+    // Someone else scales a child: the operator's spec wins again (its generation moved).
+    deployments
+        .patch(
+            "shop-processor",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": { "replicas": 1 } })),
+        )
+        .await
+        .expect("scale by hand");
+    eventually("processor back at 3 replicas", T, || {
+        let d = deployments.clone();
+        async move { (d.get("shop-processor").await.ok()?.spec?.replicas == Some(3)).then_some(()) }
+    })
+    .await;
+
     // Retention: applied on a broker that supports AlterConfigs, otherwise reported by name.
     let valid_topic = format!("optest.{tag}.valid");
     let retention =

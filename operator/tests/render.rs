@@ -475,6 +475,34 @@ fn conditions_keep_transition_time_unless_status_changes() {
 }
 
 #[test]
+fn first_conditions_publish_events_only_when_they_need_attention() {
+    let first = conditions::merge(
+        &[],
+        &[
+            Observed::yes(conditions::TOPICS_READY, "TopicsReady", "ok"),
+            Observed::no(conditions::WORKLOADS_READY, "ReplicasNotReady", "gate 0/2"),
+            Observed::yes(conditions::PRIVACY_BUDGET_EXHAUSTED, "BudgetExhausted", "spent"),
+            Observed::no(conditions::SPEC_VALID, "SecretNotFound", "no Secret"),
+        ],
+        Some(1),
+        "2026-01-01T00:00:00Z",
+    );
+    let mut types: Vec<&str> =
+        conditions::transitions(&[], &first).iter().map(|c| c.type_.as_str()).collect();
+    types.sort();
+    assert_eq!(types, ["PrivacyBudgetExhausted", "SpecValid"]);
+    // Later flips of the quiet ones are events.
+    let second = conditions::merge(
+        &first,
+        &[Observed::yes(conditions::WORKLOADS_READY, "AllReplicasReady", "ok")],
+        Some(1),
+        "2026-01-01T00:01:00Z",
+    );
+    let t = conditions::transitions(&first, &second);
+    assert_eq!(t.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["WorkloadsReady"]);
+}
+
+#[test]
 fn ready_summarises_blocking_conditions_but_not_the_budget() {
     let parts = [
         Observed::yes(conditions::TOPICS_READY, "TopicsReady", "ok"),

@@ -178,6 +178,7 @@ impl Operator {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(5),
             debounce: Duration::ZERO,
+            ..Settings::default()
         };
         let ctx = Arc::new(
             Context::new(client.clone(), metrics.clone(), identity, settings)
