@@ -42,17 +42,23 @@ fn pipeline(name: &str, ns: &str, tag: &str) -> anyhow::Result<AnalyticsPipeline
     Ok(serde_json::from_value(v)?)
 }
 
-async fn reconcile_count(addr: &str) -> Option<f64> {
+/// Sum of the samples of one metric family on the operator's `/metrics`, by label filter.
+async fn metric_sums(addr: &str, names: &[&str]) -> Option<Vec<f64>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).await.ok()?;
     Some(
-        body.lines()
-            .filter(|l| l.starts_with("shopstream_operator_reconciles_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
+        names
+            .iter()
+            .map(|name| {
+                body.lines()
+                    .filter(|l| l.starts_with(name))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            })
+            .collect(),
     )
 }
 
@@ -98,10 +104,7 @@ fn settled(p: &AnalyticsPipeline) -> bool {
         && ok("BackendsReady")
 }
 
-async fn run_size(
-    client: &Client,
-    n: usize,
-) -> anyhow::Result<(Duration, Option<u64>, Option<u64>)> {
+async fn run_size(client: &Client, n: usize) -> anyhow::Result<()> {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let ns_name = format!("op-bench-{n}-{tag}");
     let nss: Api<Namespace> = Api::all(client.clone());
@@ -188,29 +191,54 @@ async fn run_size(
     // RSS after a few requeue-free seconds with n pipelines.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss = rss_kib(pid);
-    let reconciles = reconcile_count(&metrics_addr).await.unwrap_or(-1.0);
+    let counts = metric_sums(
+        &metrics_addr,
+        &[
+            "shopstream_operator_reconciles_total",
+            "shopstream_operator_children_total{action=\"applied\"}",
+            "shopstream_operator_children_total{action=\"unchanged\"}",
+        ],
+    )
+    .await
+    .unwrap_or_default();
+    let count = |i: usize| counts.get(i).copied().unwrap_or(-1.0);
     println!(
-        "  n={n}: all children present after {:.3} s; {reconciles} reconciles in total",
-        children_at.unwrap_or(elapsed).as_secs_f64()
+        "  n={n}: all children present after {:.3} s; {} reconciles, {} applies, {} unchanged children skipped",
+        children_at.unwrap_or(elapsed).as_secs_f64(),
+        count(0),
+        count(1),
+        count(2),
+    );
+
+    println!(
+        "pipelines={n:<4} create->settled={:>8.3} s  per pipeline={:>7.1} ms  operator RSS idle={} MiB, with {n} pipelines={} MiB",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1000.0 / n as f64,
+        idle_rss.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
+        rss.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
     );
 
     // Clean up through the operator (topics deleted by the finalizer).
     for p in api.list(&ListParams::default()).await? {
         api.delete(&p.name_any(), &DeleteParams::default()).await?;
     }
+    // Each deletion waits for its pods, which the ReplicaSet controller deletes at its own
+    // client rate limit (kube-controller-manager's --kube-api-qps).
     let t = Instant::now();
+    let limit = Duration::from_secs(300).max(Duration::from_secs(2) * n as u32);
     while !api.list(&ListParams::default()).await?.items.is_empty() {
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!("pipelines not deleted");
+        if t.elapsed() > limit {
+            bail!("pipelines not deleted within {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    println!("  n={n}: deleted (topics too) in {:.1} s", t.elapsed().as_secs_f64());
     child.start_kill()?;
     let _ = child.wait().await;
     nss.delete(&ns_name, &DeleteParams::default()).await?;
     let mongo = mongodb::Client::with_uri_str(env("SHOPSTREAM_MONGO_URL")?).await?;
     let _ = mongo.database(&format!("opbench_{tag}")).drop().await;
-    Ok((elapsed, idle_rss, rss))
+    Ok(())
 }
 
 #[tokio::main]
@@ -233,14 +261,7 @@ async fn main() -> anyhow::Result<()> {
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );
     for n in sizes {
-        let (elapsed, idle, rss) = run_size(&client, n).await?;
-        println!(
-            "pipelines={n:<3} create->settled={:>8.3} s  per pipeline={:>7.1} ms  operator RSS idle={} MiB, with {n} pipelines={} MiB",
-            elapsed.as_secs_f64(),
-            elapsed.as_secs_f64() * 1000.0 / n as f64,
-            idle.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
-            rss.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "?".into()),
-        );
+        run_size(&client, n).await?;
     }
     Ok(())
 }
