@@ -76,7 +76,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 fn control_plane() -> Vec<(&'static str, u32)> {
     let dir = std::env::var("STACK_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.stack").to_string());
-    ["kube-apiserver", "etcd"]
+    ["kube-apiserver", "etcd", "kube-controller-manager"]
         .into_iter()
         .filter_map(|name| {
             let pid = std::fs::read_to_string(format!("{dir}/kube/{name}.pid")).ok()?;
