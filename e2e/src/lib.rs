@@ -3,7 +3,7 @@
 //! Elasticsearch.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use shopstream_kafka::KafkaArgs;
@@ -36,18 +36,7 @@ pub fn shopstream_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// Polls `check` every half second until it holds; panics after `limit`, naming `what`.
-pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
+pub use shopstream_test_support::wait_for;
 
 /// Every record of a topic, read with a fresh consumer group until it is idle.
 pub async fn read_topic(kafka: &KafkaArgs, topic: &str) -> Vec<OwnedMessage> {

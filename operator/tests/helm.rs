@@ -13,24 +13,9 @@ use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use shopstream_operator::crd::AnalyticsPipeline;
+use shopstream_test_support::helm;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../helm/shopstream-operator");
-const DEV_KUBE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dev/kube");
-
-fn helm(args: &[&str]) -> String {
-    let out = Command::new(DEV_KUBE)
-        .arg("helm")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run dev/kube helm ({e}); run `dev/kube install`"));
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn documents(yaml: &str) -> Vec<serde_json::Value> {
     yaml.split("\n---")

@@ -26,7 +26,7 @@ async fn run_gate(args: GateArgs, records: u64) -> Arc<Totals> {
     let task = tokio::spawn(gate.run(cancel.clone()));
     let t = totals.clone();
     wait_for("the gate to process every record", Duration::from_secs(180), || {
-        Totals::get(&t.records_in) >= records
+        std::future::ready(Totals::get(&t.records_in) >= records)
     })
     .await;
     cancel.cancel();

@@ -109,9 +109,9 @@ async fn batches_decide_count_and_record_like_the_reference_across_days_and_dupl
     let exact = expected.unique_users.len() as i64;
     assert!((hll - exact).abs() <= 1, "HyperLogLog {hll} vs exact {exact}");
     // Each verdict is stored under its own day, in the text `Verdict::encode` gives.
-    let redis_url = env("SHOPSTREAM_REDIS_URL");
     for s in &all {
-        let got = shopstream_gate::recorded_verdict(&redis_url, &prefix, s).await.unwrap();
+        let day = s.session_timestamp.date().to_string();
+        let got = st.recorded_verdict(&day, &s.session_id).await.unwrap();
         assert_eq!(got, Some(expected.verdicts[&s.session_id]), "{}", s.session_id);
     }
 

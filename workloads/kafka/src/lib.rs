@@ -305,18 +305,13 @@ impl KafkaArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        kafka: KafkaArgs,
+    fn parse(argv: &[&str]) -> Result<KafkaArgs, clap::Error> {
+        shopstream_test_support::parse_args(argv)
     }
 
     #[test]
     fn options_parse_and_reach_the_client_config() {
-        let cli = Cli::try_parse_from([
-            "x",
+        let cli = parse(&[
             "--kafka-bootstrap",
             "b1:9092,b2:9092",
             "--kafka-option",
@@ -327,7 +322,7 @@ mod tests {
             "p",
         ])
         .expect("parse");
-        let config = cli.kafka.client_config("id");
+        let config = cli.client_config("id");
         assert_eq!(config.get("bootstrap.servers"), Some("b1:9092,b2:9092"));
         assert_eq!(config.get("socket.timeout.ms"), Some("5000"));
         assert_eq!(config.get("client.rack"), Some("r1"));
@@ -337,37 +332,32 @@ mod tests {
 
     #[test]
     fn producer_tuning_is_overridable_but_guarantees_are_not() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "--kafka-option",
-            "linger.ms=50,acks=1,enable.idempotence=false",
-        ])
-        .expect("parse");
-        let config = cli.kafka.producer_config("id");
+        let cli = parse(&["--kafka-option", "linger.ms=50,acks=1,enable.idempotence=false"])
+            .expect("parse");
+        let config = cli.producer_config("id");
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("compression.type"), Some("lz4"));
-        let cli = Cli::try_parse_from(["x", "--kafka-compression", "zstd"]).expect("parse");
-        assert_eq!(cli.kafka.producer_config("id").get("compression.type"), Some("zstd"));
-        assert!(Cli::try_parse_from(["x", "--kafka-compression", "brotli"]).is_err());
+        let cli = parse(&["--kafka-compression", "zstd"]).expect("parse");
+        assert_eq!(cli.producer_config("id").get("compression.type"), Some("zstd"));
+        assert!(parse(&["--kafka-compression", "brotli"]).is_err());
     }
 
     #[tokio::test]
     async fn consumers_commit_manually_and_take_a_context() {
-        let cli = Cli::try_parse_from(["x", "--kafka-session-timeout-ms", "6000"]).expect("parse");
-        let config = cli.kafka.consumer_config("g", "id");
+        let cli = parse(&["--kafka-session-timeout-ms", "6000"]).expect("parse");
+        let config = cli.consumer_config("g", "id");
         assert_eq!(config.get("group.id"), Some("g"));
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("heartbeat.interval.ms"), Some("600"));
         assert_eq!(config.get("isolation.level"), Some("read_committed"));
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("50"));
-        let tuned = Cli::try_parse_from(["x", "--kafka-option", "fetch.queue.backoff.ms=500"])
-            .expect("parse");
-        let config = tuned.kafka.consumer_config("g", "id");
+        let tuned = parse(&["--kafka-option", "fetch.queue.backoff.ms=500"]).expect("parse");
+        let config = tuned.consumer_config("g", "id");
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("500"));
-        let consumer = cli.kafka.consumer_with_context(
+        let consumer = cli.consumer_with_context(
             "g",
             "id",
             &[("statistics.interval.ms", "5000")],
@@ -378,8 +368,7 @@ mod tests {
 
     #[test]
     fn bad_option_is_refused_with_its_text() {
-        let err =
-            Cli::try_parse_from(["x", "--kafka-option", "novalue"]).err().map(|e| e.to_string());
+        let err = parse(&["--kafka-option", "novalue"]).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("novalue")));
     }
 }

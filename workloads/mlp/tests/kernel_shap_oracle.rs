@@ -2,9 +2,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use shopstream_mlp::shap::exact_shapley;
@@ -12,28 +9,9 @@ use shopstream_mlp::{
     KernelExplainer, KernelShapOptions, MlpConfig, MlpError, MlpModel, Scaling, train,
 };
 
-fn python() -> String {
-    std::env::var("SHOPSTREAM_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
-    })
-}
-
 fn oracle(req: serde_json::Value) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/kernel_shap_oracle.py");
-    let py = python();
-    let mut child = Command::new(&py)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {py} ({e}); create the oracle venv with `dev/stack up`")
-        });
-    child.stdin.take().unwrap().write_all(req.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    shopstream_test_support::oracle(script, &req)
 }
 
 fn model(d: usize) -> (MlpModel, Array2<f64>) {

@@ -2,34 +2,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use shopstream_privacy::mechanisms::gaussian_delta;
 use shopstream_privacy::{Gaussian, SubsampledGaussian, solve_noise_multiplier};
 
-fn python() -> String {
-    std::env::var("SHOPSTREAM_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
-    })
-}
-
-fn oracle(request: serde_json::Value) -> serde_json::Value {
+fn oracle(req: serde_json::Value) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/rdp_oracle.py");
-    let py = python();
-    let mut child = Command::new(&py)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {py} ({e}); create the oracle venv with `dev/stack up` (pip install -r dev/requirements-oracles.txt)")
-        });
-    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    shopstream_test_support::oracle(script, &req)
 }
 
 #[test]

@@ -269,19 +269,6 @@ fn generator_reviews() -> Vec<String> {
     texts
 }
 
-fn python() -> PathBuf {
-    let path = std::env::var_os("SHOPSTREAM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-    });
-    assert!(
-        path.exists(),
-        "reference Python not found at {} (run `dev/stack up`, which creates the venv with \
-         vaderSentiment, or set SHOPSTREAM_PYTHON)",
-        path.display()
-    );
-    path
-}
-
 /// Scores the texts with the reference implementation: `[neg, neu, pos, compound]` each.
 fn reference_scores(texts: &[String]) -> Vec<[f64; 4]> {
     let dir = std::env::temp_dir();
@@ -290,7 +277,7 @@ fn reference_scores(texts: &[String]) -> Vec<[f64; 4]> {
     let output = dir.join(format!("vader-out-{tag}.json"));
     std::fs::write(&input, serde_json::to_vec(texts).expect("json")).expect("write input");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vader_reference.py");
-    let status = Command::new(python())
+    let status = Command::new(shopstream_test_support::python())
         .arg(&script)
         .arg(&input)
         .arg(&output)

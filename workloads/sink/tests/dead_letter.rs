@@ -7,6 +7,7 @@
 
 #[path = "../../gate/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,32 +17,15 @@ use common::*;
 use mongodb::bson::{Document, doc};
 use prometheus::Registry;
 use shopstream_kafka::dead_letter;
-use shopstream_pseudonym::KeyArgs;
 use shopstream_schema::parse_session;
 use shopstream_sink::{Sink, SinkArgs, SinkTotals};
 use tokio_util::sync::CancellationToken;
 
 fn sink_args(input: &str, dead: &str, group: &str, db: &str) -> SinkArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        sink: SinkArgs,
-    }
-    let mut a = Cli::parse_from(["sink"]).sink;
-    a.kafka = kafka();
+    let mut a = support::sink_args(input, dead, group, db, "integration-test-pseudonym-key-0002");
     a.kafka.options.push(("fetch.message.max.bytes".into(), "2000000".into()));
     a.kafka.options.push(("message.max.bytes".into(), "2000000".into()));
-    a.group = group.to_string();
-    a.input_topic = input.to_string();
-    a.dead_letter_topic = dead.to_string();
-    a.mongo_url = env("SHOPSTREAM_MONGO_URL");
-    a.database = db.to_string();
-    a.key = KeyArgs { key: Some("integration-test-pseudonym-key-0002".into()), key_file: None };
     a.max_batch = 100;
-    a.metrics_addr = "127.0.0.1:0".parse().unwrap();
-    a.retry_initial_ms = 50;
-    a.retry_max_ms = 1000;
     a
 }
 
@@ -76,8 +60,10 @@ async fn malformed_records_on_the_valid_topic_are_dead_lettered_and_good_ones_la
     let task = tokio::spawn(sink.run(cancel.clone()));
     let t = totals.clone();
     let total = records.len() as u64;
-    wait_for("the sink", Duration::from_secs(120), || SinkTotals::get(&t.records_in) >= total)
-        .await;
+    wait_for("the sink", Duration::from_secs(120), || {
+        std::future::ready(SinkTotals::get(&t.records_in) >= total)
+    })
+    .await;
     cancel.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(SinkTotals::get(&totals.records_in), total);

@@ -5,6 +5,7 @@
 
 #[path = "../../gate/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -14,9 +15,9 @@ use std::time::Duration;
 use common::*;
 use mongodb::bson::{Document, doc};
 use prometheus::Registry;
-use shopstream_gate::rules::{RuleConfig, Verdict, reference};
+use shopstream_gate::rules::{RuleConfig, reference};
 use shopstream_gate::{Gate, GateArgs, Totals};
-use shopstream_pseudonym::{KeyArgs, Pseudonymizer};
+use shopstream_pseudonym::Pseudonymizer;
 use shopstream_schema::parse_session;
 use shopstream_sink::document::{UserSessionDocument, flatten};
 use shopstream_sink::{Sink, SinkArgs, SinkTotals};
@@ -34,13 +35,7 @@ fn child_gate_process() {
     if std::env::var(CHILD_ENV).as_deref() != Ok("1") {
         return;
     }
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        gate: GateArgs,
-    }
-    let args = Cli::parse_from(["gate"]).gate;
+    let args: GateArgs = shopstream_test_support::parse_args(&[]).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(shopstream_gate::run(args)).unwrap();
 }
@@ -72,26 +67,9 @@ fn spawn_gate_child(args: &GateArgs) -> Child {
         .expect("start the gate child process")
 }
 
-fn sink_args(topic: &str, mongo_url: &str, db: &str) -> SinkArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        sink: SinkArgs,
-    }
-    let mut a = Cli::parse_from(["sink"]).sink;
-    a.kafka = kafka();
-    a.group = format!("sink-{}", suffix());
-    a.input_topic = topic.to_string();
-    a.dead_letter_topic = format!("{topic}.sink-dead-letter");
-    a.mongo_url = mongo_url.to_string();
-    a.database = db.to_string();
-    a.key = KeyArgs { key: Some(KEY.to_string()), key_file: None };
-    a.max_batch = 500;
-    a.metrics_addr = "127.0.0.1:0".parse().unwrap();
-    a.retry_initial_ms = 50;
-    a.retry_max_ms = 1000;
-    a
+fn sink_args(topic: &str, db: &str) -> SinkArgs {
+    let dead = format!("{topic}.sink-dead-letter");
+    support::sink_args(topic, &dead, &format!("sink-{}", suffix()), db, KEY)
 }
 
 async fn redis_total(url: &str, prefix: &str) -> (u64, HashMap<String, u64>) {
@@ -121,17 +99,11 @@ async fn gate_sigkilled_mid_stream_and_sink_land_exactly_the_valid_sessions_and_
 
     let sessions = sessions(23, 6000, 800);
     let expected = reference(&sessions, &RuleConfig::default());
-    let want_valid: HashSet<String> = expected
-        .verdicts
-        .iter()
-        .filter(|(_, v)| **v == Verdict::Valid)
-        .map(|(k, _)| k.clone())
-        .collect();
+    let want_valid: HashSet<String> = expected.valid();
     let want_suspicious = expected.verdicts.len() - want_valid.len();
 
     // The sink runs in-process the whole time.
-    let sink =
-        Sink::new(sink_args(&topics.valid, &mongo_url, &db_name), &Registry::new()).await.unwrap();
+    let sink = Sink::new(sink_args(&topics.valid, &db_name), &Registry::new()).await.unwrap();
     let sink_totals: Arc<SinkTotals> = sink.totals();
     let sink_cancel = CancellationToken::new();
     let sink_task = tokio::spawn(sink.run(sink_cancel.clone()));
@@ -256,14 +228,17 @@ async fn gate_sigkilled_mid_stream_and_sink_land_exactly_the_valid_sessions_and_
     let cancel = CancellationToken::new();
     let task = tokio::spawn(gate.run(cancel.clone()));
     let gt = gate_totals.clone();
-    wait_for("the replay", Duration::from_secs(180), || Totals::get(&gt.records_in) >= n).await;
+    wait_for("the replay", Duration::from_secs(180), || {
+        std::future::ready(Totals::get(&gt.records_in) >= n)
+    })
+    .await;
     cancel.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(Totals::get(&gate_totals.replayed), n);
     let st = sink_totals.clone();
     let want_in = before_in + want_valid.len() as u64;
     wait_for("the sink to absorb the replay", Duration::from_secs(120), || {
-        SinkTotals::get(&st.records_in) >= want_in
+        std::future::ready(SinkTotals::get(&st.records_in) >= want_in)
     })
     .await;
     assert_eq!(redis_total(&redis_url, &prefix).await.1, expected.sessions_per_user);

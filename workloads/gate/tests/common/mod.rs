@@ -12,12 +12,8 @@ use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use shopstream_schema::Session;
 
-/// An endpoint from the environment, or a clear failure.
-pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `eval \"$(dev/stack env)\"` after `dev/stack up`")
-    })
-}
+#[allow(unused_imports)] // Not every test binary that includes this module waits.
+pub use shopstream_test_support::{env, wait_for};
 
 /// A short random suffix for names that must not collide.
 pub fn suffix() -> String {
@@ -60,13 +56,7 @@ pub fn kafka() -> KafkaArgs {
 /// Gate arguments for a test: its own topics, group and Redis prefix, a tight Bloom filter
 /// (so that false positives cannot disturb exact counts) and a free metrics port.
 pub fn gate_args(topics: &Topics, redis_url: &str, prefix: &str, group: &str) -> GateArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        gate: GateArgs,
-    }
-    let mut args = Cli::parse_from(["gate"]).gate;
+    let mut args: GateArgs = shopstream_test_support::parse_args(&[]).unwrap();
     args.kafka = kafka();
     args.group = group.to_string();
     args.input_topic = topics.raw.clone();
@@ -198,15 +188,6 @@ pub async fn read_all(topic: &str, want: usize, timeout: Duration, settle: Durat
         }
     }
     out
-}
-
-/// Waits until `cond` holds, polling every 100 ms, or panics with `what` after `timeout`.
-pub async fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut cond: F) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A Redis connection.

@@ -14,15 +14,11 @@ use serde_json::Value;
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use shopstream_processor::ProcessArgs;
 use shopstream_processor::bulk::Batch;
-use shopstream_processor::docs::PotentialCustomerRule;
+use shopstream_processor::documents::PotentialCustomerRule;
 use shopstream_processor::engine::Transformer;
 use shopstream_processor::mapping::Indexes;
-
-pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run `eval \"$(dev/stack env)\"` after `dev/stack up`")
-    })
-}
+#[allow(unused_imports)] // Not every test binary that includes this module uses them all.
+pub use shopstream_test_support::{env, unique, wait_for};
 
 pub fn kafka() -> KafkaArgs {
     KafkaArgs::for_bootstrap(env("SHOPSTREAM_KAFKA"))
@@ -30,10 +26,6 @@ pub fn kafka() -> KafkaArgs {
 
 pub fn es_url() -> String {
     env("SHOPSTREAM_ES_URL")
-}
-
-pub fn unique(tag: &str) -> String {
-    format!("{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
 
 /// Names of one test's topics, group and indexes.
@@ -61,13 +53,7 @@ impl Names {
 
     /// Processor arguments for these names (metrics on a free port, fast retries).
     pub fn args(&self, es_url: &str) -> ProcessArgs {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: ProcessArgs,
-        }
-        let mut args = Cli::try_parse_from(["x"]).expect("defaults").args;
+        let mut args: ProcessArgs = shopstream_test_support::parse_args(&[]).expect("defaults");
         args.kafka = kafka();
         args.input_topic = self.input.clone();
         args.dead_letter_topic = self.dead.clone();
@@ -217,19 +203,6 @@ pub async fn all_docs(url: &str, index: &str) -> BTreeMap<String, Value> {
         assert!(out.insert(id.clone(), h["_source"].clone()).is_none(), "duplicate id {id}");
     }
     out
-}
-
-/// Waits until `check` holds, polling; panics with `what` after `limit`.
-pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Committed offsets of `group` on `topic`'s partitions.

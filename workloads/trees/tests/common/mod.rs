@@ -1,9 +1,6 @@
 //! Shared test helpers: generated data and the `shap` reference runner.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use ndarray::Array2;
 use shopstream_features::{CategoricalEncoding, Dataset, Encoder, FeatureSpec};
 use shopstream_generator::{Generator, GeneratorConfig};
@@ -32,13 +29,6 @@ pub fn generated(n: usize, seed: u64, encoding: CategoricalEncoding) -> Data {
     Data { encoder, train, test, test_truth }
 }
 
-pub fn python() -> String {
-    std::env::var("SHOPSTREAM_PYTHON").unwrap_or_else(|_| {
-        let manifest = env!("CARGO_MANIFEST_DIR");
-        format!("{manifest}/../../.venv/bin/python")
-    })
-}
-
 /// SHAP values and expected value from the `shap` package for an exported model.
 pub fn reference_shap(
     model: &shopstream_trees::TreeEnsemble,
@@ -47,22 +37,7 @@ pub fn reference_shap(
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/shap_reference.py");
     let rows_json: Vec<Vec<f64>> = rows.rows().into_iter().map(|r| r.to_vec()).collect();
     let request = serde_json::json!({"model": model.to_shap_dict(), "rows": rows_json});
-    let py = python();
-    let mut child = Command::new(&py)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {py} (the reference venv, see COMMON setup): {e}"));
-    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "shap_reference.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let resp: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let resp = shopstream_test_support::oracle(script, &request);
     let shap: Vec<Vec<f64>> = serde_json::from_value(resp["shap"].clone()).unwrap();
     let ev = resp["expected_value"].as_f64().unwrap();
     let n = shap.len();
