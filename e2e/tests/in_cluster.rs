@@ -17,7 +17,6 @@
 //! - `SHOPSTREAM_HELM`: a helm binary (default: `dev/kube helm`).
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -31,41 +30,19 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use mongodb::bson::doc;
 use shopstream_e2e::{endpoint, es_count, mongo_count, read_topic, wait_for};
-use shopstream_gate::rules::{RuleConfig, Verdict, reference};
+use shopstream_gate::rules::{RuleConfig, reference};
 use shopstream_kafka::KafkaArgs;
 use shopstream_kafka::rdkafka::Message;
 use shopstream_operator::crd::AnalyticsPipeline;
 use shopstream_schema::Session;
+use shopstream_test_support::helm;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../helm/shopstream-operator");
-const DEV_KUBE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../dev/kube");
 const EXAMPLE: &str = include_str!("../../crds/examples/pipeline.yaml");
 /// The Helm release and the operator's namespace.
 const RELEASE: &str = "shopstream-e2e";
 const OPERATOR_NS: &str = "shopstream-e2e-operator";
 const ROLLOUT: Duration = Duration::from_secs(240);
-
-fn helm_cmd() -> Command {
-    match std::env::var("SHOPSTREAM_HELM") {
-        Ok(h) => Command::new(h),
-        Err(_) => {
-            let mut c = Command::new(DEV_KUBE);
-            c.arg("helm");
-            c
-        }
-    }
-}
-
-fn helm(args: &[&str]) -> String {
-    let out = helm_cmd().args(args).output().expect("run helm");
-    assert!(
-        out.status.success(),
-        "helm {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// What pods are told for a backend: `SHOPSTREAM_POD_<suffix>`, else the test's own endpoint.
 fn for_pods(var: &str) -> String {
@@ -80,7 +57,9 @@ struct Release;
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let _ = helm_cmd().args(["uninstall", RELEASE, "--namespace", OPERATOR_NS]).output();
+        let _ = shopstream_test_support::helm_command()
+            .args(["uninstall", RELEASE, "--namespace", OPERATOR_NS])
+            .output();
     }
 }
 
@@ -255,12 +234,7 @@ async fn expected(kafka: &KafkaArgs, raw: &str) -> (HashSet<String>, usize) {
         })
         .collect();
     let outcome = reference(sessions.iter(), &RuleConfig::default());
-    let valid = outcome
-        .verdicts
-        .iter()
-        .filter(|(_, v)| **v == Verdict::Valid)
-        .map(|(id, _)| id.clone())
-        .collect();
+    let valid = outcome.valid();
     (valid, outcome.verdicts.len())
 }
 

@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use redis::AsyncCommands;
 use shopstream_e2e::{endpoint, es_count, read_topic, shopstream_bin, wait_for};
-use shopstream_gate::rules::{RuleConfig, Verdict, reference};
+use shopstream_gate::rules::{RuleConfig, reference};
 use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_kafka::rdkafka::Message;
 use shopstream_kafka::rdkafka::message::{Headers, OwnedMessage};
@@ -186,18 +186,8 @@ async fn pipeline_routes_every_record_and_a_replay_changes_nothing() {
     }
 
     let expected = reference(sessions.iter(), &RuleConfig::default());
-    let expected_valid: HashSet<String> = expected
-        .verdicts
-        .iter()
-        .filter(|(_, v)| **v == Verdict::Valid)
-        .map(|(id, _)| id.clone())
-        .collect();
-    let expected_suspicious: HashSet<String> = expected
-        .verdicts
-        .iter()
-        .filter(|(_, v)| **v != Verdict::Valid)
-        .map(|(id, _)| id.clone())
-        .collect();
+    let expected_valid: HashSet<String> = expected.valid();
+    let expected_suspicious: HashSet<String> = expected.suspicious();
     assert!(expected_suspicious.len() > 20, "the test needs suspicious sessions");
 
     let (gate_port, proc_port, sink_port) = (free_port(), free_port(), free_port());

@@ -38,9 +38,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::Registry;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use shopstream_gate::{Gate, GateArgs, Totals};
 use shopstream_generator::{Generator, GeneratorConfig};
+use shopstream_kafka::produce::{self, RecordRef};
 use shopstream_kafka::{KafkaArgs, TopicSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -222,19 +223,9 @@ async fn publish(producer: &FutureProducer, topic: &str, n: usize) {
     let mut futures = Vec::with_capacity(10_000);
     for g in Generator::new(config).unwrap().take(n) {
         let payload = g.session.to_json();
-        let mut rec = FutureRecord::to(topic).key(&g.session.user_id).payload(&payload);
-        loop {
-            match producer.send_result(rec) {
-                Ok(f) => {
-                    futures.push(f);
-                    break;
-                }
-                Err((_, back)) => {
-                    rec = back;
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
-        }
+        let key = Some(g.session.user_id.as_bytes());
+        let rec = RecordRef { topic, key, payload: payload.as_bytes(), headers: &[] };
+        futures.push(produce::send(producer, rec).await.unwrap());
         if futures.len() == 10_000 {
             for f in futures.drain(..) {
                 f.await.unwrap().unwrap();
@@ -290,13 +281,7 @@ async fn evalsha_stats(con: &mut Redis) -> (u64, u64) {
 }
 
 async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) -> Run {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        gate: GateArgs,
-    }
-    let mut args = Cli::parse_from(["gate"]).gate;
+    let mut args: GateArgs = shopstream_test_support::parse_args(&[]).unwrap();
     // Kafka options (`SHOPSTREAM_KAFKA_OPTIONS`, `SHOPSTREAM_KAFKA_COMPRESSION`) and gate
     // options (`SHOPSTREAM_GATE_*`) come from the environment like for `shopstream gate`.
     args.kafka.bootstrap = ctx.bootstrap.clone();
@@ -359,10 +344,9 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
         Totals::get(&totals.dead_letter),
         Totals::get(&totals.batches),
     );
-    let phases: Vec<String> = shopstream_gate::PHASES
+    let phases: Vec<String> = shopstream_gate::Phase::ALL
         .iter()
-        .zip(&totals.phase_nanos)
-        .map(|(name, ns)| format!("{name} {:.0} ms", Totals::get(ns) as f64 / 1e6))
+        .map(|p| format!("{} {:.0} ms", p.label(), totals.phase_nanos(*p) as f64 / 1e6))
         .collect();
     println!("[round {round}] rust gate time per phase (whole run): {}", phases.join(", "));
     println!(

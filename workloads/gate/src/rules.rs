@@ -126,6 +126,22 @@ pub struct ReferenceOutcome {
     pub known_users: HashSet<String>,
 }
 
+impl ReferenceOutcome {
+    /// The `sessionId`s that pass (go to the valid topic).
+    pub fn valid(&self) -> HashSet<String> {
+        self.with(|v| v == Verdict::Valid)
+    }
+
+    /// The `sessionId`s flagged as suspicious.
+    pub fn suspicious(&self) -> HashSet<String> {
+        self.with(|v| v != Verdict::Valid)
+    }
+
+    fn with(&self, keep: impl Fn(Verdict) -> bool) -> HashSet<String> {
+        self.verdicts.iter().filter(|(_, v)| keep(**v)).map(|(id, _)| id.clone()).collect()
+    }
+}
+
 /// The gate's semantics with exact sets, over sessions in the order the gate sees them (for
 /// one user that is the order of their partition, since records are keyed by `userId`).
 pub fn reference<'a>(

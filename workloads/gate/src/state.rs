@@ -341,6 +341,21 @@ impl GateState {
         self.on_error(r)
     }
 
+    /// The verdict recorded for `session_id` on `day` (the session's date, `YYYY-MM-DD`), or
+    /// `None` if the session was never decided (or its day's verdicts expired).
+    pub async fn recorded_verdict(
+        &mut self,
+        day: &str,
+        session_id: &str,
+    ) -> Result<Option<Verdict>, StateError> {
+        let key = self.keys.verdicts(day);
+        let r: Result<Option<String>, StateError> = async {
+            Ok(redis::cmd("HGET").arg(&key).arg(session_id).query_async(self.con().await?).await?)
+        }
+        .await;
+        Ok(self.on_error(r)?.as_deref().and_then(Verdict::decode))
+    }
+
     /// Sessions counted per user.
     pub async fn sessions_per_user(&mut self) -> Result<HashMap<String, u64>, StateError> {
         let key = self.keys.sessions_per_user.clone();

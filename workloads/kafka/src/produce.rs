@@ -11,7 +11,7 @@
 //! sender and a wake-up each). An [`AckProducer`] counts a whole batch's acknowledgements in
 //! its context instead ([`send_counted`], [`Acks`]): one small box and one atomic decrement
 //! per record, one wake-up per batch. The gate, which produces every record it reads, uses
-//! the latter ([`send_all_counted`] is its [`send_all_acked`]).
+//! the latter ([`send_all_acked`] takes either, as an [`AnyProducer`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -156,39 +156,51 @@ pub async fn await_deliveries<T>(deliveries: Vec<(T, DeliveryFuture)>, failed: &
     }
 }
 
+/// A producer [`send_all_acked`] can use: a [`FutureProducer`] (a delivery future per record)
+/// or an [`AckProducer`] (delivery reports counted per batch).
+#[derive(Clone, Copy)]
+pub enum AnyProducer<'p> {
+    /// Delivery futures.
+    Future(&'p FutureProducer),
+    /// Counted delivery reports.
+    Counted(&'p AckProducer),
+}
+
+impl<'p> From<&'p FutureProducer> for AnyProducer<'p> {
+    fn from(p: &'p FutureProducer) -> Self {
+        AnyProducer::Future(p)
+    }
+}
+
+impl<'p> From<&'p AckProducer> for AnyProducer<'p> {
+    fn from(p: &'p AckProducer) -> Self {
+        AnyProducer::Counted(p)
+    }
+}
+
 /// Sends the record of every item and waits until the broker has acknowledged all of them,
 /// re-sending the failed ones after each `backoff` delay. `on_retry` hears of every round that
 /// left failures (to log, count and mark the workload unready). `false` if `cancel` fired
 /// before everything was acknowledged.
-pub async fn send_all_acked<'a, T: Copy>(
-    producer: &FutureProducer,
+pub async fn send_all_acked<'a, 'p, T: Copy>(
+    producer: impl Into<AnyProducer<'p>>,
     items: impl IntoIterator<Item = T>,
     record: impl Fn(T) -> RecordRef<'a>,
     backoff: Backoff,
     cancel: &CancellationToken,
     on_retry: impl FnMut(&Failed<T>),
 ) -> bool {
+    let producer = producer.into();
     let record = &record;
     let round = move |pending: Vec<T>| async move {
-        let (sent, mut failed) = send_each(producer, pending, record).await;
-        await_deliveries(sent, &mut failed).await;
-        failed
-    };
-    until_acked(items, round, backoff, cancel, on_retry).await
-}
-
-/// [`send_all_acked`] for an [`AckProducer`].
-pub async fn send_all_counted<'a, T: Copy>(
-    producer: &AckProducer,
-    items: impl IntoIterator<Item = T>,
-    record: impl Fn(T) -> RecordRef<'a>,
-    backoff: Backoff,
-    cancel: &CancellationToken,
-    on_retry: impl FnMut(&Failed<T>),
-) -> bool {
-    let record = &record;
-    let round = move |pending: Vec<T>| async move {
-        send_counted(producer, pending, record).await.wait().await
+        match producer {
+            AnyProducer::Future(p) => {
+                let (sent, mut failed) = send_each(p, pending, record).await;
+                await_deliveries(sent, &mut failed).await;
+                failed
+            }
+            AnyProducer::Counted(p) => send_counted(p, pending, record).await.wait().await,
+        }
     };
     until_acked(items, round, backoff, cancel, on_retry).await
 }

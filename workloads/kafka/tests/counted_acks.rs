@@ -81,7 +81,7 @@ async fn undeliverable_records_fail_and_cancellation_stops_the_retries() {
     let mut rounds = 0;
     let stop = cancel.clone();
     let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
-    let acked = produce::send_all_counted(&producer, [1u32], record, backoff, &cancel, |f| {
+    let acked = produce::send_all_acked(&producer, [1u32], record, backoff, &cancel, |f| {
         assert_eq!(f.items, vec![1]);
         rounds += 1;
         if rounds == 2 {

@@ -531,7 +531,7 @@ fn reply_count(reply: &Document, field: &str) -> u64 {
 
 /// `shopstream sink`: runs the sink with metrics on `--metrics-addr` until SIGTERM/SIGINT.
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
-    let cancel = shopstream_gate::ops::shutdown_on_signals();
+    let cancel = shopstream_telemetry::shutdown_on_signals();
     let registry = Registry::new();
     let addr = args.metrics_addr;
     let sink = Sink::new(args, &registry).await.context("starting the sink")?;
@@ -545,18 +545,8 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        sink: SinkArgs,
-    }
-
     fn args(extra: &[&str]) -> SinkArgs {
-        let mut v = vec!["sink"];
-        v.extend_from_slice(extra);
-        Cli::try_parse_from(v).unwrap().sink
+        shopstream_test_support::parse_args(extra).unwrap()
     }
 
     #[test]
