@@ -2,8 +2,9 @@
 //! side with a Python port of the original per-message consumer loop
 //! (`bench/processor/original_loop.py`) on the same records, in the same run.
 //!
-//! Run on one core: `taskset -c 1 target/release/processor-bench` (with the stack's
-//! environment: `eval "$(dev/stack env)"`). Figures:
+//! Run on one core: `taskset -c 1 cargo bench -p shopstream-processor --bench processor`
+//! (with the stack's environment: `eval "$(dev/stack env)"`; options after `--`, e.g.
+//! `-- --skip-kafka --skip-es`). Figures:
 //!
 //! 1. memory: records already in memory -> parse and validate -> sentiment -> documents ->
 //!    `_bulk` body -> counting sink (all the per-session work of the real loop but Kafka);
@@ -19,11 +20,46 @@ use clap::Parser;
 use serde_json::Value;
 use shopstream_kafka::{Backoff, KafkaArgs, TopicSpec};
 use shopstream_processor::bulk::Batch;
-use shopstream_processor::docs::PotentialCustomerRule;
+use shopstream_processor::bulk::ItemOutcome;
+use shopstream_processor::documents::PotentialCustomerRule;
 use shopstream_processor::engine::{Transformer, write_batch};
 use shopstream_processor::mapping::Indexes;
-use shopstream_processor::sink::{CountingSink, DocSink, EsSink};
+use shopstream_processor::store::{DocStore, EsStore, StoreError};
 use tokio_util::sync::CancellationToken;
+
+/// Counts what it is given, stores nothing, and notes when the first and last writes came (the
+/// Kafka figure's window: from the first batch written to the last). Clones share the counts,
+/// so the copy handed to the loop can be read from outside.
+#[derive(Debug, Clone, Default)]
+struct CountingSink {
+    counts: std::sync::Arc<std::sync::Mutex<Counts>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    docs: u64,
+    bytes: u64,
+    first_write: Option<Instant>,
+    last_write: Option<Instant>,
+}
+
+impl CountingSink {
+    fn counts(&self) -> Counts {
+        *self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl DocStore for CountingSink {
+    async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, StoreError> {
+        let now = Instant::now();
+        let mut c = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.docs += batch.len() as u64;
+        c.bytes += batch.body().len() as u64;
+        c.first_write.get_or_insert(now);
+        c.last_write = Some(now);
+        Ok(vec![ItemOutcome::Ok; batch.len()])
+    }
+}
 
 /// Processor benchmark.
 #[derive(Debug, Parser)]
@@ -54,24 +90,27 @@ struct Args {
     work_dir: PathBuf,
 }
 
-fn python() -> String {
-    std::env::var("SHOPSTREAM_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../../.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
-}
-
 fn script() -> String {
     format!("{}/../../bench/processor/original_loop.py", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The Python loop's arguments for reading `limit` sessions from the records file.
+fn from_file(file: &std::path::Path, limit: usize) -> Vec<String> {
+    let file = file.display().to_string();
+    ["--source", "memory", "--input", &file, "--limit", &limit.to_string()]
+        .map(String::from)
+        .to_vec()
+}
+
 fn run_python(extra: &[String]) -> anyhow::Result<Value> {
-    let out = Command::new(python()).arg(script()).args(extra).output()?;
+    let out = Command::new(shopstream_test_support::python()).arg(script()).args(extra).output()?;
     if !out.status.success() {
         anyhow::bail!("python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-async fn rust_memory<S: DocSink>(
+async fn rust_memory<S: DocStore>(
     records: &[Vec<u8>],
     batch_size: usize,
     sink: &mut S,
@@ -176,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
             rust_memory(&records, args.batch, &mut sink, 65_536, "bench-").await?;
         best = best.min(secs);
         best_cpu = best_cpu.min(cpu);
-        (docs, slow, bytes) = (d, sl, sink.bytes);
+        (docs, slow, bytes) = (d, sl, sink.counts().bytes);
     }
     let rust_mem = rate(records.len(), best);
     let rust_mem_cpu = rate(records.len(), best_cpu);
@@ -201,14 +240,7 @@ async fn main() -> anyhow::Result<()> {
         format!("every review scored, load {}", load_average()),
     ));
 
-    let py = run_python(&[
-        "--source".into(),
-        "memory".into(),
-        "--input".into(),
-        file.display().to_string(),
-        "--limit".into(),
-        args.python_sessions.to_string(),
-    ])?;
+    let py = run_python(&from_file(&file, args.python_sessions))?;
     let py_mem = py["sessions_per_s"].as_f64().unwrap_or(0.0);
     let py_mem_cpu = py["sessions_per_cpu_s"].as_f64().unwrap_or(0.0);
     rows.push((
@@ -252,13 +284,7 @@ async fn main() -> anyhow::Result<()> {
                 r?;
             }
         }
-        use clap::Parser as _;
-        #[derive(Parser)]
-        struct P {
-            #[command(flatten)]
-            a: shopstream_processor::ProcessArgs,
-        }
-        let mut pa = P::try_parse_from(["x"])?.a;
+        let mut pa: shopstream_processor::ProcessArgs = shopstream_test_support::parse_args(&[])?;
         // Kafka options (`SHOPSTREAM_KAFKA_OPTIONS`, `SHOPSTREAM_KAFKA_COMPRESSION`) come from
         // the environment like for `shopstream process`; only the bootstrap is the stack's.
         pa.kafka.bootstrap = bootstrap.clone();
@@ -271,11 +297,9 @@ async fn main() -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let target = records.len() as u64;
         let cpu0 = process_cpu();
-        let task = tokio::spawn(shopstream_processor::run_with_sink(
-            pa,
-            CountingSink::default(),
-            cancel.clone(),
-        ));
+        let sink = CountingSink::default();
+        let task =
+            tokio::spawn(shopstream_processor::run_with_sink(pa, sink.clone(), cancel.clone()));
         // Stop once every record went through: the loop reports its totals when it returns.
         let watcher = {
             let bootstrap = bootstrap.clone();
@@ -313,18 +337,19 @@ async fn main() -> anyhow::Result<()> {
         };
         watcher.await?;
         cancel.cancel();
-        let stats = task.await??;
-        let secs = match (stats.first_record, stats.last_commit) {
+        task.await??;
+        let counts = sink.counts();
+        let secs = match (counts.first_write, counts.last_write) {
             (Some(a), Some(b)) => (b - a).as_secs_f64(),
             _ => f64::NAN,
         };
-        let rust_kafka = rate(stats.records as usize, secs);
-        let rust_kafka_cpu = rate(stats.records as usize, process_cpu() - cpu0);
+        let rust_kafka = rate(records.len(), secs);
+        let rust_kafka_cpu = rate(records.len(), process_cpu() - cpu0);
         rows.push((
             "rust kafka->count (consume, transform, commit)".into(),
             rust_kafka,
             rust_kafka_cpu,
-            format!("{} records, {} docs; cpu = whole process", stats.records, stats.docs),
+            format!("{} records, {} docs; cpu = whole process", records.len(), counts.docs),
         ));
         let py = run_python(&[
             "--source".into(),
@@ -358,7 +383,7 @@ async fn main() -> anyhow::Result<()> {
         })?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("bench-{}-", &id[..8]);
-        let mut es = EsSink::new(&url, Duration::from_secs(60))?;
+        let mut es = EsStore::new(&url, Duration::from_secs(60))?;
         es.ensure_indexes(&Indexes::with_prefix(&prefix)).await?;
         let n = args.es_sessions.min(records.len());
         let (secs, cpu, docs, _) =
@@ -371,20 +396,20 @@ async fn main() -> anyhow::Result<()> {
             format!("{docs} docs, {:.0} docs/s", docs as f64 / secs),
         ));
         let pyprefix = format!("bench-py-{}-", &id[..8]);
-        let py = run_python(&[
-            "--source".into(),
-            "memory".into(),
-            "--input".into(),
-            file.display().to_string(),
-            "--limit".into(),
-            args.python_es_sessions.to_string(),
-            "--sink".into(),
-            "es".into(),
-            "--es-url".into(),
-            url.clone(),
-            "--prefix".into(),
-            pyprefix.clone(),
-        ])?;
+        let py = run_python(
+            &[
+                from_file(&file, args.python_es_sessions),
+                vec![
+                    "--sink".into(),
+                    "es".into(),
+                    "--es-url".into(),
+                    url.clone(),
+                    "--prefix".into(),
+                    pyprefix.clone(),
+                ],
+            ]
+            .concat(),
+        )?;
         let py_es = py["sessions_per_s"].as_f64().unwrap_or(0.0);
         rows.push((
             "python original loop memory->elasticsearch (index per doc)".into(),
@@ -395,28 +420,19 @@ async fn main() -> anyhow::Result<()> {
         es_pair = Some((rust_es, py_es));
         for p in [&prefix, &pyprefix] {
             for ix in ["sessions", "products"] {
-                let _ = es
-                    .client()
-                    .send(
-                        elasticsearch::http::Method::Delete,
-                        &format!("/{p}{ix}"),
-                        elasticsearch::http::headers::HeaderMap::new(),
-                        None::<&()>,
-                        None::<&[u8]>,
-                        None,
-                    )
-                    .await;
-                let _ = es
-                    .client()
-                    .send(
-                        elasticsearch::http::Method::Delete,
-                        &format!("/_index_template/{p}{ix}"),
-                        elasticsearch::http::headers::HeaderMap::new(),
-                        None::<&()>,
-                        None::<&[u8]>,
-                        None,
-                    )
-                    .await;
+                for path in [format!("/{p}{ix}"), format!("/_index_template/{p}{ix}")] {
+                    let _ = es
+                        .client()
+                        .send(
+                            elasticsearch::http::Method::Delete,
+                            &path,
+                            elasticsearch::http::headers::HeaderMap::new(),
+                            None::<&()>,
+                            None::<&[u8]>,
+                            None,
+                        )
+                        .await;
+                }
             }
         }
     }

@@ -1,10 +1,15 @@
-//! The documents the processor writes, built by pure functions from one [`Session`].
+//! The Elasticsearch documents the processor writes, as pure functions of one [`Session`]:
 //!
-//! * [`SessionDoc`] (index `<prefix>sessions`, id = `sessionId`): the session summary with
-//!   timestamp parts, the ten `isViewedProductN` flags, behaviour, outcome, review sentiment
-//!   counts and the "potential customer" signal.
-//! * [`ProductDoc`] (index `<prefix>products`, id = `sessionId:position`): one row per viewed
-//!   product page, with the review and its VADER sentiment.
+//! * the session summary (index `<prefix>sessions`, id = `sessionId`) with timestamp parts,
+//!   the ten `isViewedProductN` flags, behaviour, outcome, review sentiment counts and the
+//!   "potential customer" signal;
+//! * one product row per viewed page (index `<prefix>products`, id = `sessionId:position`),
+//!   with the review and its VADER sentiment.
+//!
+//! Production writes them with the direct writer of [`crate::writer`]; the serde structs here
+//! (`SessionDoc`, `ProductDoc`, built by `session_doc` and `product_docs`) are compiled for the
+//! tests only, as the readable reference the writer is checked against byte for byte. Their
+//! shape is also fixed by the strict mappings of [`crate::mapping`].
 //!
 //! Privacy: e-mail, name, IP address, city, zip code and the user-agent strings never enter
 //! these documents (the structs have no field for them); `userId` is an opaque id, not PII.
@@ -14,6 +19,7 @@
 use chrono::{Datelike, NaiveDateTime, Timelike, Weekday};
 use serde::Serialize;
 use shopstream_schema::{PRODUCT_COUNT, Session, TIMESTAMP_FORMAT};
+#[cfg(test)]
 use shopstream_sentiment::{Label, Scores};
 
 /// Elasticsearch's limit on the length of a document id, in bytes.
@@ -49,15 +55,7 @@ pub fn total_time_on_pages(session: &Session) -> u64 {
     session.time_spent_on_each_page.iter().map(|&t| u64::from(t)).sum()
 }
 
-/// Part of the day of an hour: `night` 0-5, `morning` 6-11, `afternoon` 12-17, `evening` 18-23.
-pub fn part_of_day(hour: u32) -> &'static str {
-    match hour {
-        0..=5 => "night",
-        6..=11 => "morning",
-        12..=17 => "afternoon",
-        _ => "evening",
-    }
-}
+pub use shopstream_schema::part_of_day;
 
 fn day_name(day: Weekday) -> &'static str {
     match day {
@@ -186,6 +184,7 @@ impl ViewedFlags {
     }
 }
 
+#[cfg(test)]
 /// Sentiment of a review, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -196,38 +195,27 @@ pub struct ReviewSentiment {
     pub compound: f64,
 }
 
+#[cfg(test)]
 impl From<Scores> for ReviewSentiment {
     fn from(s: Scores) -> Self {
         ReviewSentiment { label: s.label().as_str(), compound: s.compound }
     }
 }
 
+#[cfg(test)]
 /// The session summary document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SessionDoc<'a> {
+pub(crate) struct SessionDoc<'a> {
     /// Session id (also the document id).
     pub session_id: &'a str,
     /// Opaque user id.
     pub user_id: &'a str,
     /// Session start, `YYYY-MM-DDTHH:MM:SS`.
     pub timestamp: Timestamp,
-    /// Hour of day, 0-23.
-    pub hour: u32,
-    /// ISO day of week, 1 = Monday .. 7 = Sunday.
-    pub day_of_week: u32,
-    /// English day name.
-    pub day_name: &'static str,
-    /// Saturday or Sunday.
-    pub is_weekend: bool,
-    /// Month, 1-12.
-    pub month: u32,
-    /// ISO 8601 week number.
-    pub iso_week: u32,
-    /// The year the ISO week belongs to.
-    pub iso_year: i32,
-    /// Part of the day (see [`part_of_day`]).
-    pub part_of_day: &'static str,
+    /// Hour, day, week, month and part of the day, as top-level fields.
+    #[serde(flatten)]
+    pub time: TimeParts,
     /// Whether product 1 was viewed.
     #[serde(rename = "isViewedProduct1")]
     pub is_viewed_product1: bool,
@@ -306,10 +294,11 @@ pub struct SessionDoc<'a> {
     pub potential_customer: bool,
 }
 
+#[cfg(test)]
 /// One viewed product page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ProductDoc<'a> {
+pub(crate) struct ProductDoc<'a> {
     /// Session id.
     pub session_id: &'a str,
     /// Opaque user id.
@@ -351,13 +340,9 @@ pub struct ProductDoc<'a> {
     pub timestamp: Timestamp,
 }
 
-/// Document id of a session summary.
-pub fn session_doc_id(session: &Session) -> &str {
-    &session.session_id
-}
-
+#[cfg(test)]
 /// Document id of the product row at 1-based `position`.
-pub fn product_doc_id(session_id: &str, position: u32) -> String {
+pub(crate) fn product_doc_id(session_id: &str, position: u32) -> String {
     ProductDocId(session_id, position).to_string()
 }
 
@@ -386,9 +371,10 @@ pub struct Unwritable {
     pub message: String,
 }
 
+#[cfg(test)]
 /// Checks what the schema does not but Elasticsearch requires: every document id of the
 /// session fits [`MAX_ID_BYTES`].
-pub fn check_writable(session: &Session) -> Result<(), Unwritable> {
+pub(crate) fn check_writable(session: &Session) -> Result<(), Unwritable> {
     check_ids(&session.session_id, session.page_views)
 }
 
@@ -410,9 +396,10 @@ pub fn check_ids(session_id: &str, page_views: u32) -> Result<(), Unwritable> {
     Ok(())
 }
 
+#[cfg(test)]
 /// Builds the session summary from the session and the scores of its reviews (one entry per
 /// viewed page, `None` where no review was written).
-pub fn session_doc<'a>(
+pub(crate) fn session_doc<'a>(
     session: &'a Session,
     reviews: &[Option<Scores>],
     rule: &PotentialCustomerRule,
@@ -440,14 +427,7 @@ pub fn session_doc<'a>(
         session_id: &session.session_id,
         user_id: &session.user_id,
         timestamp,
-        hour: time.hour,
-        day_of_week: time.day_of_week,
-        day_name: time.day_name,
-        is_weekend: time.is_weekend,
-        month: time.month,
-        iso_week: time.iso_week,
-        iso_year: time.iso_year,
-        part_of_day: time.part_of_day,
+        time,
         is_viewed_product1: viewed[0],
         is_viewed_product2: viewed[1],
         is_viewed_product3: viewed[2],
@@ -487,9 +467,13 @@ pub(crate) fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
+#[cfg(test)]
 /// Builds the product rows of a session (one per viewed page, in viewing order), with the
 /// scores of the reviews (parallel to the pages).
-pub fn product_docs<'a>(session: &'a Session, reviews: &[Option<Scores>]) -> Vec<ProductDoc<'a>> {
+pub(crate) fn product_docs<'a>(
+    session: &'a Session,
+    reviews: &[Option<Scores>],
+) -> Vec<ProductDoc<'a>> {
     let referrer = session.referrer.as_str();
     let device_type = session.device_information.device_type.as_str();
     let action = session.actions.as_str();

@@ -1,5 +1,5 @@
 //! The processing engine, independent of Kafka: records in, a `_bulk` batch plus dead letters
-//! out ([`Transformer`]), and the retrying write of a batch to any [`DocSink`] ([`write_batch`]).
+//! out ([`Transformer`]), and the retrying write of a batch to any [`DocStore`] ([`write_batch`]).
 
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
@@ -10,9 +10,9 @@ use shopstream_sentiment::{Scores, SentimentAnalyzer};
 use tokio_util::sync::CancellationToken;
 
 use crate::bulk::{Batch, ItemOutcome};
-use crate::docs::{PotentialCustomerRule, check_ids};
+use crate::documents::{PotentialCustomerRule, check_ids};
 use crate::mapping::Indexes;
-use crate::sink::{DocSink, SinkError};
+use crate::store::{DocStore, StoreError};
 use crate::writer::DocWriter;
 
 /// Reason code of a record without payload (the shared dead-letter envelope's).
@@ -193,12 +193,12 @@ pub struct Interrupted;
 /// `backoff` paces the retries (it starts again for each record split off a refused
 /// request). `on_unavailable` is told about each outage (for readiness and metrics);
 /// `on_recovered` when a request succeeds after one.
-pub async fn write_batch<S: DocSink>(
+pub async fn write_batch<S: DocStore>(
     sink: &mut S,
     batch: &Batch,
     mut backoff: Backoff,
     cancel: &CancellationToken,
-    mut on_unavailable: impl FnMut(&SinkError) + Send,
+    mut on_unavailable: impl FnMut(&StoreError) + Send,
     mut on_recovered: impl FnMut() + Send,
 ) -> Result<WriteReport, Interrupted> {
     let mut report = WriteReport::default();
@@ -252,7 +252,7 @@ pub async fn write_batch<S: DocSink>(
                         return Err(Interrupted);
                     }
                 }
-                Err(e @ SinkError::Unavailable(_)) => {
+                Err(e @ StoreError::Unavailable(_)) => {
                     report.unavailable += 1;
                     failing = true;
                     on_unavailable(&e);
@@ -260,7 +260,7 @@ pub async fn write_batch<S: DocSink>(
                         return Err(Interrupted);
                     }
                 }
-                Err(SinkError::Refused { status, message }) => {
+                Err(StoreError::Refused { status, message }) => {
                     if failing {
                         on_recovered();
                     }
@@ -297,7 +297,7 @@ pub async fn write_batch<S: DocSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::CountingSink;
+    use crate::store::CountingSink;
     use std::time::Duration;
 
     fn backoff(initial_ms: u64, max_ms: u64) -> Backoff {
@@ -379,12 +379,12 @@ mod tests {
     /// A sink that fails in scripted ways, to check the retry logic of `write_batch` (the real
     /// Elasticsearch paths are covered by the integration tests).
     struct Scripted {
-        script: Vec<Result<Vec<ItemOutcome>, SinkError>>,
+        script: Vec<Result<Vec<ItemOutcome>, StoreError>>,
         seen: Vec<usize>,
     }
 
-    impl DocSink for Scripted {
-        async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, SinkError> {
+    impl DocStore for Scripted {
+        async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, StoreError> {
             self.seen.push(batch.len());
             if self.script.is_empty() {
                 return Ok(vec![ItemOutcome::Ok; batch.len()]);
@@ -413,8 +413,8 @@ mod tests {
         };
         let mut sink = Scripted {
             script: vec![
-                Err(SinkError::Unavailable("down".into())),
-                Err(SinkError::Unavailable("down".into())),
+                Err(StoreError::Unavailable("down".into())),
+                Err(StoreError::Unavailable("down".into())),
                 Ok(vec![ItemOutcome::Ok, retry.clone(), reject, ItemOutcome::Ok]),
                 Ok(vec![retry]),
             ],
@@ -444,7 +444,7 @@ mod tests {
     async fn a_refused_request_is_split_per_record() {
         let fast = backoff(1, 4);
         let cancel = CancellationToken::new();
-        let refused = || Err(SinkError::Refused { status: 400, message: "validation".into() });
+        let refused = || Err(StoreError::Refused { status: 400, message: "validation".into() });
         let mut sink = Scripted {
             // Whole batch refused; then record 0 passes, record 1 is refused alone, record 2 passes.
             script: vec![
@@ -468,8 +468,10 @@ mod tests {
         let slow = backoff(60_000, 60_000);
         let cancel = CancellationToken::new();
         let stopper = cancel.clone();
-        let mut sink =
-            Scripted { script: vec![Err(SinkError::Unavailable("down".into()))], seen: Vec::new() };
+        let mut sink = Scripted {
+            script: vec![Err(StoreError::Unavailable("down".into()))],
+            seen: Vec::new(),
+        };
         let stop = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
             stopper.cancel();

@@ -7,7 +7,7 @@
 //! * one row per viewed product into `<prefix>products` (id = `sessionId:position`), carrying
 //!   the review and its VADER sentiment ([`shopstream_sentiment`]),
 //!
-//! as built by the pure functions of [`docs`]. Indexes and templates with explicit, strict
+//! as built by the pure functions of [`documents`]. Indexes and templates with explicit, strict
 //! mappings ([`mapping`]) are created at start-up (idempotent). Because every document id is a
 //! function of the session, a replay overwrites instead of duplicating; offsets are committed
 //! only after the bulk response shows every item stored (transient failures are retried with
@@ -16,18 +16,19 @@
 //! too. E-mail, name and IP address never reach Elasticsearch (the documents have no field for
 //! them).
 //!
-//! The pipeline is split so that the benchmark can run it against a counting sink:
-//! [`engine::Transformer`] (records to a `_bulk` batch), [`engine::write_batch`] (retrying
-//! write to any [`sink::DocSink`]) and [`run`] (Kafka, dead letters, commits, metrics).
+//! The pipeline is split into [`engine::Transformer`] (records to a `_bulk` batch),
+//! [`engine::write_batch`] (retrying write to any [`store::DocStore`], Elasticsearch in
+//! production) and [`run`] (Kafka, dead letters, commits, metrics); the benchmark
+//! (`benches/processor.rs`) runs the same loop into a counting store.
 
 pub mod bulk;
-pub mod docs;
+pub mod documents;
 pub mod engine;
 pub mod mapping;
 pub mod metrics;
 
 mod run;
-pub mod sink;
+pub mod store;
 pub mod writer;
 
-pub use run::{ConfigError, ProcessArgs, RunStats, run, run_until, run_with_sink};
+pub use run::{ConfigError, ProcessArgs, run, run_until, run_with_sink};

@@ -41,7 +41,7 @@ fn t(kind: &str) -> Value {
     json!({ "type": kind })
 }
 
-/// The mapping of the session summaries (see [`crate::docs::SessionDoc`]).
+/// The mapping of the session summaries (the reference `SessionDoc` in `documents.rs`).
 pub fn session_mapping() -> Value {
     let mut fields: Vec<(String, Value)> = vec![
         ("sessionId".into(), t("keyword")),
@@ -79,13 +79,13 @@ pub fn session_mapping() -> Value {
         ("potentialCustomer".into(), t("boolean")),
     ];
     for id in 1..=shopstream_schema::PRODUCT_COUNT {
-        fields.push((crate::docs::ViewedFlags::field(id), t("boolean")));
+        fields.push((crate::documents::ViewedFlags::field(id), t("boolean")));
     }
     let fields: Vec<(&str, Value)> = fields.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     json!({ "dynamic": "strict", "properties": props(&fields) })
 }
 
-/// The mapping of the product rows (see [`crate::docs::ProductDoc`]).
+/// The mapping of the product rows (the reference `ProductDoc` in `documents.rs`).
 pub fn product_mapping() -> Value {
     let fields = [
         ("sessionId", t("keyword")),
@@ -150,7 +150,7 @@ pub fn field_types(mapping: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::{PotentialCustomerRule, product_docs, session_doc};
+    use crate::documents::{PotentialCustomerRule, product_docs, session_doc};
     use shopstream_schema::parse_session;
     use std::collections::BTreeSet;
 

@@ -22,11 +22,11 @@ use shopstream_telemetry::Health;
 use tokio_util::sync::CancellationToken;
 
 use crate::bulk::Batch;
-use crate::docs::{DEFAULT_POTENTIAL_CUSTOMER_SECONDS, PotentialCustomerRule};
+use crate::documents::{DEFAULT_POTENTIAL_CUSTOMER_SECONDS, PotentialCustomerRule};
 use crate::engine::{DeadLetter, Interrupted, Transformer, write_batch};
 use crate::mapping::Indexes;
 use crate::metrics::Metrics;
-use crate::sink::{DocSink, EsSink, SetupError};
+use crate::store::{DocStore, EsStore, SetupError};
 
 /// Configuration of `shopstream process`.
 #[derive(Debug, Clone, clap::Args)]
@@ -185,7 +185,7 @@ pub async fn run_until(args: ProcessArgs, cancel: CancellationToken) -> anyhow::
     let (metrics, health) = start_telemetry(&args).await?;
     let mut backoff = args.backoff();
     let indexes = Indexes::with_prefix(&args.index_prefix);
-    let mut sink = EsSink::new(&args.es_url, Duration::from_millis(args.es_timeout_ms))?;
+    let mut sink = EsStore::new(&args.es_url, Duration::from_millis(args.es_timeout_ms))?;
     loop {
         match sink.ensure_indexes(&indexes).await {
             Ok(()) => break,
@@ -199,36 +199,18 @@ pub async fn run_until(args: ProcessArgs, cancel: CancellationToken) -> anyhow::
             Err(e) => return Err(e.into()),
         }
     }
-    consume(args, sink, cancel, metrics, health).await.map(|_| ())
-}
-
-/// Runs the consume-transform-write-commit loop into any sink (the benchmark uses a counting
-/// sink) until `cancel` fires; returns what it did.
-pub async fn run_with_sink<S: DocSink>(
-    args: ProcessArgs,
-    sink: S,
-    cancel: CancellationToken,
-) -> anyhow::Result<RunStats> {
-    args.validate()?;
-    let (metrics, health) = start_telemetry(&args).await?;
     consume(args, sink, cancel, metrics, health).await
 }
 
-/// Totals of one run of the loop.
-#[derive(Debug, Clone, Default)]
-pub struct RunStats {
-    /// Records consumed.
-    pub records: u64,
-    /// Sessions stored.
-    pub sessions: u64,
-    /// Documents stored.
-    pub docs: u64,
-    /// Records sent to the dead-letter topic.
-    pub dead_letters: u64,
-    /// When the first batch was in hand.
-    pub first_record: Option<Instant>,
-    /// When the last commit returned.
-    pub last_commit: Option<Instant>,
+/// Runs the consume-transform-write-commit loop into any [`DocStore`] until `cancel` fires.
+pub async fn run_with_sink<S: DocStore>(
+    args: ProcessArgs,
+    sink: S,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    args.validate()?;
+    let (metrics, health) = start_telemetry(&args).await?;
+    consume(args, sink, cancel, metrics, health).await
 }
 
 async fn start_telemetry(args: &ProcessArgs) -> anyhow::Result<(Metrics, Health)> {
@@ -241,15 +223,14 @@ async fn start_telemetry(args: &ProcessArgs) -> anyhow::Result<(Metrics, Health)
     Ok((metrics, health))
 }
 
-async fn consume<S: DocSink>(
+async fn consume<S: DocStore>(
     args: ProcessArgs,
     mut sink: S,
     cancel: CancellationToken,
     metrics: Metrics,
     health: Health,
-) -> anyhow::Result<RunStats> {
+) -> anyhow::Result<()> {
     let indexes = Indexes::with_prefix(&args.index_prefix);
-    let mut run_stats = RunStats::default();
     let mut backoff = args.backoff();
     loop {
         match args
@@ -262,7 +243,7 @@ async fn consume<S: DocSink>(
                 metrics.retries.with_label_values(&["kafka"]).inc();
                 tracing::warn!(error = %e, "cannot ensure the dead-letter topic; retrying");
                 if !backoff.wait(&cancel).await {
-                    return Ok(run_stats);
+                    return Ok(());
                 }
             }
         }
@@ -300,7 +281,6 @@ async fn consume<S: DocSink>(
             continue;
         }
         let started = Instant::now();
-        run_stats.first_record.get_or_insert(started);
         metrics.records_in.inc_by(records.len() as u64);
 
         batch.clear();
@@ -333,7 +313,7 @@ async fn consume<S: DocSink>(
                     records = records.len(),
                     "shutdown during an outage: batch not committed, it will be re-delivered"
                 );
-                return Ok(run_stats);
+                return Ok(());
             }
         };
         metrics.retries.with_label_values(&["es_item"]).inc_by(report.item_retries);
@@ -341,7 +321,7 @@ async fn consume<S: DocSink>(
         dead.extend(report.rejected);
         if !send_dead_letters(&producer, &args, &records, &dead, &metrics, &cancel).await {
             tracing::warn!("shutdown while writing dead letters: batch not committed");
-            return Ok(run_stats);
+            return Ok(());
         }
         for d in &dead {
             metrics.failed.with_label_values(&[d.reason.as_str()]).inc();
@@ -356,11 +336,6 @@ async fn consume<S: DocSink>(
             metrics.commit_failures.inc();
             tracing::warn!(error = %e, "offset commit failed; the batch may be re-delivered");
         }
-        run_stats.records += records.len() as u64;
-        run_stats.sessions += (stats.sessions - rejected.len()) as u64;
-        run_stats.docs += report.stored;
-        run_stats.dead_letters += dead.len() as u64;
-        run_stats.last_commit = Some(Instant::now());
         metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         metrics.batch_records.observe(records.len() as f64);
         tracing::debug!(
@@ -373,7 +348,7 @@ async fn consume<S: DocSink>(
     health.set_ready(false);
     consumer.unsubscribe();
     tracing::info!("processor stopped");
-    Ok(run_stats)
+    Ok(())
 }
 
 /// The dead-letter envelopes of the records in `dead` (positions in `records`), as the gate
@@ -440,18 +415,8 @@ async fn send_dead_letters(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: ProcessArgs,
-    }
-
     fn parse(extra: &[&str]) -> ProcessArgs {
-        let mut argv = vec!["x"];
-        argv.extend_from_slice(extra);
-        Cli::try_parse_from(argv).expect("parse").args
+        shopstream_test_support::parse_args(extra).expect("parse")
     }
 
     #[test]

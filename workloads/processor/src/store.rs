@@ -1,5 +1,5 @@
-//! Where documents go: the [`DocSink`] trait, the Elasticsearch sink and a counting sink for
-//! benchmarks.
+//! Where documents go: the [`DocStore`] trait and its Elasticsearch implementation
+//! ([`EsStore`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use crate::mapping::{Indexes, index_settings, index_template};
 
 /// Why a whole bulk request failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub enum StoreError {
     /// The store could not be reached or answered with a transient error: retry later.
     #[error("document store unavailable: {0}")]
     Unavailable(String),
@@ -31,25 +31,26 @@ pub enum SinkError {
 }
 
 /// A store of documents written in `_bulk` batches.
-pub trait DocSink: Send {
+pub trait DocStore: Send {
     /// Writes the batch and returns one outcome per operation, in order; an error when the
     /// request as a whole failed (then nothing is known about the items).
     fn write(
         &mut self,
         batch: &Batch,
-    ) -> impl Future<Output = Result<Vec<ItemOutcome>, SinkError>> + Send;
+    ) -> impl Future<Output = Result<Vec<ItemOutcome>, StoreError>> + Send;
 
     /// Called before retrying after the store was unavailable: a store that restarted may have
     /// lost its set-up (the Elasticsearch sink re-creates its templates and indexes). The
     /// default does nothing.
-    fn recover(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+    fn recover(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
 }
 
-/// Counts what it is given and stores nothing (benchmarks of the processor itself).
+/// Counts what it is given and stores nothing (the engine's tests).
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
-pub struct CountingSink {
+pub(crate) struct CountingSink {
     /// Documents received.
     pub docs: u64,
     /// Body bytes received.
@@ -58,8 +59,9 @@ pub struct CountingSink {
     pub requests: u64,
 }
 
-impl DocSink for CountingSink {
-    async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, SinkError> {
+#[cfg(test)]
+impl DocStore for CountingSink {
+    async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, StoreError> {
         self.docs += batch.len() as u64;
         self.bytes += batch.body().len() as u64;
         self.requests += 1;
@@ -96,22 +98,22 @@ pub enum SetupError {
 
 /// The Elasticsearch sink: `_bulk` requests through the `elasticsearch` client.
 #[derive(Debug, Clone)]
-pub struct EsSink {
+pub struct EsStore {
     client: Elasticsearch,
     timeout: Duration,
     indexes: Option<Indexes>,
 }
 
-impl EsSink {
+impl EsStore {
     /// A client for the cluster at `url` with a per-request timeout.
-    pub fn new(url: &str, timeout: Duration) -> Result<EsSink, SetupError> {
+    pub fn new(url: &str, timeout: Duration) -> Result<EsStore, SetupError> {
         let parsed = Url::parse(url)
             .map_err(|e| SetupError::Url { url: url.to_string(), message: e.to_string() })?;
         let transport = TransportBuilder::new(SingleNodeConnectionPool::new(parsed))
             .timeout(timeout)
             .build()
             .map_err(|e| SetupError::Url { url: url.to_string(), message: e.to_string() })?;
-        Ok(EsSink { client: Elasticsearch::new(transport), timeout, indexes: None })
+        Ok(EsStore { client: Elasticsearch::new(transport), timeout, indexes: None })
     }
 
     /// The underlying client.
@@ -187,16 +189,16 @@ impl EsSink {
     }
 }
 
-impl DocSink for EsSink {
-    async fn recover(&mut self) -> Result<(), SinkError> {
+impl DocStore for EsStore {
+    async fn recover(&mut self) -> Result<(), StoreError> {
         let Some(indexes) = self.indexes.clone() else { return Ok(()) };
         self.ensure_indexes(&indexes).await.map_err(|e| match e {
-            SetupError::Unavailable(m) => SinkError::Unavailable(m),
-            other => SinkError::Unavailable(format!("re-creating indexes: {other}")),
+            SetupError::Unavailable(m) => StoreError::Unavailable(m),
+            other => StoreError::Unavailable(format!("re-creating indexes: {other}")),
         })
     }
 
-    async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, SinkError> {
+    async fn write(&mut self, batch: &Batch) -> Result<Vec<ItemOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -211,21 +213,21 @@ impl DocSink for EsSink {
                 Some(self.timeout),
             )
             .await
-            .map_err(|e| SinkError::Unavailable(e.to_string()))?;
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let status = response.status_code().as_u16();
-        let body = response.bytes().await.map_err(|e| SinkError::Unavailable(e.to_string()))?;
+        let body = response.bytes().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         if is_retryable_status(status) {
-            return Err(SinkError::Unavailable(format!(
+            return Err(StoreError::Unavailable(format!(
                 "HTTP {status}: {}",
                 String::from_utf8_lossy(&body[..body.len().min(512)])
             )));
         }
         if !(200..300).contains(&status) {
-            return Err(SinkError::Refused {
+            return Err(StoreError::Refused {
                 status,
                 message: String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned(),
             });
         }
-        classify_response(&body, batch.len()).map_err(|e| SinkError::Unavailable(e.to_string()))
+        classify_response(&body, batch.len()).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 }

@@ -1,7 +1,7 @@
 //! Writes the documents of one session straight into a `_bulk` body.
 //!
-//! The output is byte for byte what `serde_json` makes of [`SessionDoc`](crate::docs::SessionDoc)
-//! and [`ProductDoc`](crate::docs::ProductDoc) (same field order, same number formatting:
+//! The output is byte for byte what `serde_json` makes of `SessionDoc` (in `crate::documents`, test-only)
+//! and `ProductDoc` (same field order, same number formatting:
 //! `itoa` for integers and `ryu` for floats, as `serde_json` uses them; same string escapes);
 //! the tests compare the two on generated sessions. What is written directly rather than
 //! through `serde` is the work done once per session: the text shared by a session's product
@@ -13,7 +13,7 @@ use shopstream_schema::{PRODUCT_COUNT, PRODUCTS};
 use shopstream_sentiment::{Label, Scores};
 
 use crate::bulk::Batch;
-use crate::docs::{PotentialCustomerRule, TimeParts, Timestamp};
+use crate::documents::{PotentialCustomerRule, TimeParts, Timestamp};
 use crate::mapping::Indexes;
 use shopstream_schema::SessionView;
 
@@ -360,7 +360,7 @@ impl DocWriter {
         int(out, neg);
         if count > 0 {
             out.extend_from_slice(b",\"avgReviewCompound\":");
-            float(out, crate::docs::round4(sum / f64::from(count)));
+            float(out, crate::documents::round4(sum / f64::from(count)));
         }
         out.extend_from_slice(b",\"potentialCustomer\":");
         let potential = !s.purchase_made && total >= u64::from(self.rule.min_seconds);
@@ -372,7 +372,7 @@ impl DocWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::{ProductDocId, product_docs, session_doc};
+    use crate::documents::{ProductDocId, product_docs, session_doc};
     use shopstream_schema::{Session, parse_session};
 
     const SEED: &str = include_str!("../tests/data/seed-format-example.jsonl");

@@ -22,7 +22,7 @@ pub use record::{Record, SessionView, parse_record};
 pub use catalog::{PRODUCT_COUNT, PRODUCTS, Product, VIEWED_TOGETHER};
 pub use session::{
     Action, DeviceInformation, DeviceType, Gender, LocationData, PaymentMethod, Referrer, Session,
-    TIMESTAMP_FORMAT,
+    TIMESTAMP_FORMAT, part_of_day,
 };
 
 use thiserror::Error;

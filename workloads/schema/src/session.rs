@@ -426,3 +426,14 @@ impl Session {
         self.product_prices.iter().map(|&p| u64::from(p)).sum()
     }
 }
+
+/// The part of the day of an hour (0..=23): `night` 0-5, `morning` 6-11, `afternoon` 12-17,
+/// `evening` 18-23 (the processor's `partOfDay` field and the similarity `tod:` tokens).
+pub fn part_of_day(hour: u32) -> &'static str {
+    match hour {
+        0..=5 => "night",
+        6..=11 => "morning",
+        12..=17 => "afternoon",
+        _ => "evening",
+    }
+}
