@@ -239,8 +239,8 @@ pub fn render(d: &SimilarUsersDoc, top: Option<usize>) -> String {
         "similar users of {} (computed {}, threshold {}, {} permutations, {} bands x {} rows)\n",
         d.user_id,
         d.computed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        d.params.threshold,
-        d.params.num_perm,
+        d.params.run.threshold,
+        d.params.run.num_perm,
         d.params.bands,
         d.params.rows
     );
@@ -276,16 +276,8 @@ pub async fn run_similar(args: SimilarArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: SimilarityArgs,
-    }
-
     fn parse(argv: &[&str]) -> SimilarityArgs {
-        Cli::try_parse_from(std::iter::once("similarity").chain(argv.iter().copied())).unwrap().args
+        shopstream_test_support::parse_args(argv).unwrap()
     }
 
     #[test]

@@ -33,7 +33,6 @@ pub mod pipeline;
 pub mod store;
 pub mod synthetic;
 #[doc(hidden)]
-pub mod test_support;
 pub mod tokens;
 
 pub use cli::{SimilarArgs, SimilarityArgs, run_similar, run_similarity};

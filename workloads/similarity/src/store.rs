@@ -42,24 +42,14 @@ pub const SIMILAR_USERS_INDEX: &str = "shopstream-similar-users";
 /// Documents per MongoDB `update` command and per Elasticsearch `_bulk` request.
 pub const WRITE_BATCH: usize = 500;
 
-/// The parameters stored with every result document.
+/// The parameters stored with every result document: the run's [`SimilarityParams`] with the
+/// smallest reported similarity resolved (never `None` here), and the LSH bands it used.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredParams {
-    /// Jaccard threshold.
-    pub threshold: f64,
-    /// Permutations.
-    pub num_perm: usize,
-    /// Permutation seed.
-    pub seed: u64,
-    /// Similar users kept per user.
-    pub top_k: usize,
-    /// Weight of false positives in the band choice.
-    pub fp_weight: f64,
-    /// Weight of false negatives in the band choice.
-    pub fn_weight: f64,
-    /// Smallest estimated similarity reported.
-    pub min_similarity: f64,
+    /// The run's parameters (stored as top-level fields).
+    #[serde(flatten)]
+    pub run: SimilarityParams,
     /// LSH bands.
     pub bands: usize,
     /// Rows per band.
@@ -69,17 +59,13 @@ pub struct StoredParams {
 impl StoredParams {
     /// The stored form of a run's parameters.
     pub fn new(p: &SimilarityParams, lsh: LshParams) -> Self {
-        Self {
-            threshold: p.threshold,
-            num_perm: p.num_perm,
-            seed: p.seed,
-            top_k: p.top_k,
-            fp_weight: p.fp_weight,
-            fn_weight: p.fn_weight,
-            min_similarity: p.min_similarity(),
-            bands: lsh.bands,
-            rows: lsh.rows,
-        }
+        let run = SimilarityParams { min_similarity: Some(p.min_similarity()), ..*p };
+        Self { run, bands: lsh.bands, rows: lsh.rows }
+    }
+
+    /// Smallest estimated similarity the run reported.
+    pub fn min_similarity(&self) -> f64 {
+        self.run.min_similarity()
     }
 }
 
@@ -205,15 +191,16 @@ fn to_bson_date(t: DateTime<Utc>) -> mongodb::bson::DateTime {
 }
 
 fn stored_params_doc(p: &StoredParams) -> Document {
+    let r = &p.run;
     doc! {
-        "threshold": p.threshold,
+        "threshold": r.threshold,
         // Validated to fit: num_perm <= MAX_PERM, seed <= i64::MAX, top_k bounded by the CLI.
-        "numPerm": p.num_perm as i64,
-        "seed": p.seed as i64,
-        "topK": p.top_k as i64,
-        "fpWeight": p.fp_weight,
-        "fnWeight": p.fn_weight,
-        "minSimilarity": p.min_similarity,
+        "numPerm": r.num_perm as i64,
+        "seed": r.seed as i64,
+        "topK": r.top_k as i64,
+        "fpWeight": r.fp_weight,
+        "fnWeight": r.fn_weight,
+        "minSimilarity": p.min_similarity(),
         "bands": p.bands as i64,
         "rows": p.rows as i64,
     }
@@ -275,22 +262,18 @@ pub fn from_bson(d: &Document, source: &str) -> Result<SimilarUsersDoc, Similari
     let computed_at = DateTime::<Utc>::from_timestamp_millis(at.timestamp_millis())
         .ok_or_else(|| bad(source, "computedAt is out of range"))?;
     let p = d.get_document("params").map_err(|e| bad(source, format!("params: {e}")))?;
-    let params = StoredParams {
-        threshold: p
-            .get_f64("threshold")
-            .map_err(|e| bad(source, format!("params.threshold: {e}")))?,
+    let f64_of = |key: &str| p.get_f64(key).map_err(|e| bad(source, format!("params.{key}: {e}")));
+    let run = SimilarityParams {
+        threshold: f64_of("threshold")?,
         num_perm: get_u64(p, "numPerm", source)? as usize,
         seed: get_u64(p, "seed", source)?,
         top_k: get_u64(p, "topK", source)? as usize,
-        fp_weight: p
-            .get_f64("fpWeight")
-            .map_err(|e| bad(source, format!("params.fpWeight: {e}")))?,
-        fn_weight: p
-            .get_f64("fnWeight")
-            .map_err(|e| bad(source, format!("params.fnWeight: {e}")))?,
-        min_similarity: p
-            .get_f64("minSimilarity")
-            .map_err(|e| bad(source, format!("params.minSimilarity: {e}")))?,
+        fp_weight: f64_of("fpWeight")?,
+        fn_weight: f64_of("fnWeight")?,
+        min_similarity: Some(f64_of("minSimilarity")?),
+    };
+    let params = StoredParams {
+        run,
         bands: get_u64(p, "bands", source)? as usize,
         rows: get_u64(p, "rows", source)? as usize,
     };
@@ -669,7 +652,7 @@ mod tests {
         );
         assert_eq!(docs[0].params.bands, 30);
         assert_eq!(docs[0].params.rows, 4);
-        assert!((docs[0].params.min_similarity - (0.5 - (0.25f64 / 128.0).sqrt())).abs() < 1e-12);
+        assert!((docs[0].params.min_similarity() - (0.5 - (0.25f64 / 128.0).sqrt())).abs() < 1e-12);
         for d in &docs {
             assert_eq!(&from_bson(&to_bson(d), "t").unwrap(), d);
         }
@@ -688,8 +671,8 @@ mod tests {
         write_results_file(&path, &docs).unwrap();
         let mut back = find_in_results_file(&path, "b").unwrap().unwrap();
         // serde_json's default float parser may differ in the last bit for computed values.
-        assert!((back.params.min_similarity - docs[1].params.min_similarity).abs() < 1e-15);
-        back.params.min_similarity = docs[1].params.min_similarity;
+        assert!((back.params.min_similarity() - docs[1].params.min_similarity()).abs() < 1e-15);
+        back.params.run.min_similarity = docs[1].params.run.min_similarity;
         assert_eq!(back, docs[1]);
         assert_eq!(find_in_results_file(&path, "nobody").unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -712,7 +695,11 @@ mod tests {
         assert_eq!(src["similar"][0]["userId"], "b");
     }
 
-    use crate::test_support::sink_document;
+    /// A `user_sessions` document as the sink writes it (its own builder, a fixed test key).
+    fn sink_document(s: &shopstream_schema::Session) -> Document {
+        let key = shopstream_pseudonym::Pseudonymizer::new(&[7u8; 32]).unwrap();
+        shopstream_sink::document::to_bson(&shopstream_sink::document::flatten(s, &key)).unwrap()
+    }
 
     #[test]
     fn sink_documents_give_the_same_behaviour_as_records() {

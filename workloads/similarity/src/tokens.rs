@@ -33,16 +33,7 @@ use shopstream_schema::{Action, DeviceType, PaymentMethod, Referrer, Session};
 /// Seconds on one product page from which the look counts as a long one (a `dwell:` token).
 pub const DWELL_SECONDS: u32 = 60;
 
-/// The part of day of an hour (0..=23): `night` 0-5, `morning` 6-11, `afternoon` 12-17,
-/// `evening` 18-23.
-pub fn part_of_day(hour: u32) -> &'static str {
-    match hour {
-        0..=5 => "night",
-        6..=11 => "morning",
-        12..=17 => "afternoon",
-        _ => "evening",
-    }
-}
+pub use shopstream_schema::part_of_day;
 
 /// The fields of one session that behaviour tokens are made of, typed and already validated.
 /// Built from a [`Session`] ([`Behaviour::from_session`]) or from a `user_sessions` document

@@ -7,25 +7,11 @@ mod common;
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use mongodb::bson::{Document, doc};
 use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_similarity::cli::{SimilarArgs, SimilarityArgs, lookup, render};
 use shopstream_similarity::store::{self, count_mongo, read_es, read_mongo};
-use shopstream_similarity::test_support::sink_document;
 use shopstream_similarity::{SimilarityParams, UserTokens, compute, run_similarity};
-
-#[derive(Parser)]
-struct SimilarityCli {
-    #[command(flatten)]
-    args: SimilarityArgs,
-}
-
-#[derive(Parser)]
-struct SimilarCli {
-    #[command(flatten)]
-    args: SimilarArgs,
-}
 
 fn sessions(seed: u64) -> Vec<shopstream_schema::Session> {
     Generator::new(GeneratorConfig { seed, users: 150, ..Default::default() })
@@ -45,13 +31,13 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let db_name = common::unique("simtest").replace('-', "_");
+        let db_name = shopstream_test_support::unique("simtest").replace('-', "_");
         let dir = std::env::temp_dir().join(&db_name);
         std::fs::create_dir_all(&dir).unwrap();
         Env {
-            mongo_url: common::service_env("SHOPSTREAM_MONGO_URL"),
-            es_url: common::service_env("SHOPSTREAM_ES_URL"),
-            index: common::unique("simtest-similar-users"),
+            mongo_url: shopstream_test_support::env("SHOPSTREAM_MONGO_URL"),
+            es_url: shopstream_test_support::env("SHOPSTREAM_ES_URL"),
+            index: shopstream_test_support::unique("simtest-similar-users"),
             db_name,
             dir,
         }
@@ -62,33 +48,19 @@ impl Env {
     }
 
     fn similarity_args(&self, extra: &[&str]) -> SimilarityArgs {
-        let mut argv = vec![
-            "similarity".to_string(),
-            "--mongo-url".into(),
-            self.mongo_url.clone(),
-            "--mongo-db".into(),
-            self.db_name.clone(),
-            "--es-url".into(),
-            self.es_url.clone(),
-            "--es-index".into(),
-            self.index.clone(),
-        ];
-        argv.extend(extra.iter().map(|s| s.to_string()));
-        SimilarityCli::try_parse_from(argv).unwrap().args
+        let fixed = ["--es-url", &self.es_url, "--es-index", &self.index];
+        self.parse(&fixed, extra)
     }
 
     fn similar_args(&self, user: &str, extra: &[&str]) -> SimilarArgs {
-        let mut argv = vec![
-            "similar".to_string(),
-            "--user".into(),
-            user.to_string(),
-            "--mongo-url".into(),
-            self.mongo_url.clone(),
-            "--mongo-db".into(),
-            self.db_name.clone(),
-        ];
-        argv.extend(extra.iter().map(|s| s.to_string()));
-        SimilarCli::try_parse_from(argv).unwrap().args
+        self.parse(&["--user", user], extra)
+    }
+
+    /// A command's arguments: this test's MongoDB database, then `fixed`, then `extra`.
+    fn parse<A: clap::Args + clap::FromArgMatches>(&self, fixed: &[&str], extra: &[&str]) -> A {
+        let mongo = ["--mongo-url", &self.mongo_url, "--mongo-db", &self.db_name];
+        let argv: Vec<&str> = mongo.iter().chain(fixed).chain(extra).copied().collect();
+        shopstream_test_support::parse_args(&argv).unwrap()
     }
 
     async fn cleanup(&self) {
@@ -156,15 +128,9 @@ async fn similarity_from_file_to_mongo_and_es_then_similar() {
     assert!(lookup(&env.similar_args("no-such-user", &[])).await.unwrap().is_none());
 
     // The mapping is the explicit one.
-    let mapping: serde_json::Value = es
-        .indices()
-        .get_mapping(elasticsearch::indices::IndicesGetMappingParts::Index(&[&env.index]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index = [env.index.as_str()];
+    let mapping_parts = elasticsearch::indices::IndicesGetMappingParts::Index(&index);
+    let mapping = json(es.indices().get_mapping(mapping_parts).send().await).await;
     let props = &mapping[&env.index]["mappings"]["properties"];
     assert_eq!(props["userId"]["type"], "keyword");
     assert_eq!(props["similar"]["type"], "nested");
@@ -175,14 +141,7 @@ async fn similarity_from_file_to_mongo_and_es_then_similar() {
     run_similarity(env.similarity_args(&["--input", input.to_str().unwrap()])).await.unwrap();
     let users2: UserTokens = sessions[..300].iter().collect();
     assert_eq!(count_mongo(&db, "similar_users").await.unwrap(), users2.len() as u64);
-    let count: serde_json::Value = es
-        .count(elasticsearch::CountParts::Index(&[&env.index]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let count = json(es.count(elasticsearch::CountParts::Index(&index)).send().await).await;
     assert_eq!(count["count"].as_u64().unwrap(), users2.len() as u64);
 
     env.cleanup().await;
@@ -194,7 +153,12 @@ async fn similarity_reads_user_sessions_from_mongo() {
     let sessions = sessions(22);
     let db = env.db().await;
     // Documents of the sink's documented `user_sessions` shape (flattened, pseudonymised).
-    let docs: Vec<Document> = sessions.iter().map(sink_document).collect();
+    let key = shopstream_pseudonym::Pseudonymizer::new(&[7u8; 32]).unwrap();
+    let docs: Vec<Document> = sessions
+        .iter()
+        .map(|s| shopstream_sink::document::to_bson(&shopstream_sink::document::flatten(s, &key)))
+        .collect::<Result<_, _>>()
+        .unwrap();
     db.collection::<Document>("user_sessions").insert_many(docs).await.unwrap();
     db.collection::<Document>("user_sessions")
         .insert_one(doc! { "_id": "broken", "userId": "x" })
@@ -211,4 +175,11 @@ async fn similarity_reads_user_sessions_from_mongo() {
         assert_eq!(stored.similar, u.similar, "user {}", u.user_id);
     }
     env.cleanup().await;
+}
+
+/// The JSON body of an Elasticsearch response (the test fails on any error).
+async fn json(
+    response: Result<elasticsearch::http::response::Response, elasticsearch::Error>,
+) -> serde_json::Value {
+    response.unwrap().json().await.unwrap()
 }
