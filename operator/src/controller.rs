@@ -25,7 +25,7 @@ use crate::crd::{
 };
 use crate::kafka::{Credentials, TopicAdmin, TopicError};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::registry::RegistryReader;
 use crate::render::{self, CronJobApi, Desired, RenderInputs};
 use crate::status::{self, Gathered, RegistryRead, TopicsOutcome};
 use crate::validate::{self, Problem};
@@ -105,6 +105,13 @@ fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { what, source }
 }
 
+/// Default of [`Settings::requeue`], in seconds (also the command line's default).
+pub const DEFAULT_REQUEUE_SECS: u64 = 60;
+/// Default of [`Settings::concurrency`].
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+/// Default of [`Settings::resync`], in seconds.
+pub const DEFAULT_RESYNC_SECS: u64 = 600;
+
 /// Tunables of the reconciler.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -125,12 +132,12 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            requeue: Duration::from_secs(60),
+            requeue: Duration::from_secs(DEFAULT_REQUEUE_SECS),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
             debounce: Duration::ZERO,
-            concurrency: 16,
-            resync: Duration::from_secs(600),
+            concurrency: DEFAULT_CONCURRENCY,
+            resync: Duration::from_secs(DEFAULT_RESYNC_SECS),
         }
     }
 }
@@ -144,7 +151,7 @@ pub struct Context {
     /// Event recorder.
     pub recorder: Recorder,
     /// MongoDB clients.
-    pub registry: Registry,
+    pub registry_reader: RegistryReader,
     /// Whether the server serves batch/v1 CronJob (false on Kubernetes < 1.21).
     pub cronjob_api: Option<CronJobApi>,
     /// Tunables.
@@ -172,7 +179,7 @@ impl Context {
             client,
             metrics,
             recorder,
-            registry: Registry::default(),
+            registry_reader: RegistryReader::default(),
             cronjob_api,
             settings,
             failures: Default::default(),
@@ -420,7 +427,7 @@ async fn apply(
             if mongo_managed && !managed_ready {
                 RegistryRead::NotRead
             } else {
-                match ctx.registry.read(&url, &p.database(), &p.id().key(), privacy).await {
+                match ctx.registry_reader.read(&url, &p.database(), &p.id().key(), privacy).await {
                     Ok(view) => RegistryRead::Read(view),
                     Err(e) => RegistryRead::Failed(e.to_string()),
                 }

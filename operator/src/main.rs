@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use shopstream_operator::controller::{Context, Settings};
+use shopstream_operator::controller::{self, Context, Settings};
 use shopstream_operator::leader::{LeaseSettings, run_with_election};
 use shopstream_operator::metrics::{self, Metrics};
 
@@ -52,7 +52,8 @@ struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..=300))]
     lease_grace_seconds: u64,
     /// Requeue interval after a successful reconcile, in seconds.
-    #[arg(long, env = "SHOPSTREAM_OPERATOR_REQUEUE_SECONDS", default_value_t = 60,
+    #[arg(long, env = "SHOPSTREAM_OPERATOR_REQUEUE_SECONDS",
+          default_value_t = controller::DEFAULT_REQUEUE_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     requeue_seconds: u64,
     /// Coalesce bursts of watch events for this many milliseconds before reconciling.
@@ -60,11 +61,13 @@ struct RunArgs {
           value_parser = clap::value_parser!(u64).range(0..=60000))]
     debounce_ms: u64,
     /// Reconciles running at once (0 = unbounded).
-    #[arg(long, env = "SHOPSTREAM_OPERATOR_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "SHOPSTREAM_OPERATOR_CONCURRENCY",
+          default_value_t = controller::DEFAULT_CONCURRENCY)]
     concurrency: u16,
     /// Apply an unchanged child again after this many seconds (corrects label and annotation
     /// drift; spec changes and deletions are corrected at once).
-    #[arg(long, env = "SHOPSTREAM_OPERATOR_RESYNC_SECONDS", default_value_t = 600,
+    #[arg(long, env = "SHOPSTREAM_OPERATOR_RESYNC_SECONDS",
+          default_value_t = controller::DEFAULT_RESYNC_SECS,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     resync_seconds: u64,
     /// Print the bound metrics address on stdout (for tests and scripts).

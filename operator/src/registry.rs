@@ -44,9 +44,10 @@ pub struct RegistryView {
     pub budget: BudgetStatus,
 }
 
-/// MongoDB clients, one per URL, reused across reconciles.
+/// Reads the model registry and the privacy ledger from MongoDB (see the module docs), with
+/// one client per URL, reused across reconciles.
 #[derive(Default)]
-pub struct Registry {
+pub struct RegistryReader {
     clients: Mutex<HashMap<String, mongodb::Client>>,
 }
 
@@ -130,7 +131,7 @@ pub fn exhausted(budget: &BudgetStatus, spec: &PrivacySpec) -> Option<String> {
     })
 }
 
-impl Registry {
+impl RegistryReader {
     async fn client(&self, url: &str) -> Result<mongodb::Client, RegistryError> {
         let mut clients = self.clients.lock().await;
         if let Some(c) = clients.get(url) {

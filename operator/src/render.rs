@@ -148,49 +148,65 @@ impl Names {
     }
 }
 
-/// The backends: component name, port, URL scheme, default image, data path.
-struct BackendKind {
-    component: &'static str,
-    port: i32,
-    default_image: &'static str,
-    data_path: &'static str,
+/// A backend the operator can run itself (`managed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Redis,
+    Mongodb,
+    Elasticsearch,
+    Kibana,
 }
 
-const REDIS: BackendKind = BackendKind {
-    component: "redis",
-    port: 6379,
-    default_image: "redis/redis-stack-server:7.4.0-v3",
-    data_path: "/data",
-};
-const MONGODB: BackendKind = BackendKind {
-    component: "mongodb",
-    port: 27017,
-    default_image: "mongo:8.0",
-    data_path: "/data/db",
-};
-const ELASTICSEARCH: BackendKind = BackendKind {
-    component: "elasticsearch",
-    port: 9200,
-    default_image: "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
-    data_path: "/usr/share/elasticsearch/data",
-};
-const KIBANA: BackendKind = BackendKind {
-    component: "kibana",
-    port: 5601,
-    default_image: "docker.elastic.co/kibana/kibana:8.15.3",
-    data_path: "/usr/share/kibana/data",
-};
+impl Backend {
+    /// The component label and the name suffix of its children.
+    fn component(self) -> &'static str {
+        match self {
+            Backend::Redis => "redis",
+            Backend::Mongodb => "mongodb",
+            Backend::Elasticsearch => "elasticsearch",
+            Backend::Kibana => "kibana",
+        }
+    }
+
+    fn port(self) -> i32 {
+        match self {
+            Backend::Redis => 6379,
+            Backend::Mongodb => 27017,
+            Backend::Elasticsearch => 9200,
+            Backend::Kibana => 5601,
+        }
+    }
+
+    fn default_image(self) -> &'static str {
+        match self {
+            Backend::Redis => "redis/redis-stack-server:7.4.0-v3",
+            Backend::Mongodb => "mongo:8.0",
+            Backend::Elasticsearch => "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
+            Backend::Kibana => "docker.elastic.co/kibana/kibana:8.15.3",
+        }
+    }
+
+    fn data_path(self) -> &'static str {
+        match self {
+            Backend::Redis => "/data",
+            Backend::Mongodb => "/data/db",
+            Backend::Elasticsearch => "/usr/share/elasticsearch/data",
+            Backend::Kibana => "/usr/share/kibana/data",
+        }
+    }
+}
 
 /// The URL a workload uses for a backend (the Service DNS name for managed ones).
-fn backend_url(kind: &BackendKind, spec: &BackendSpec, names: &Names, ns: &str) -> String {
+fn backend_url(kind: Backend, spec: &BackendSpec, names: &Names, ns: &str) -> String {
     match spec {
         BackendSpec::External(e) => e.url.clone(),
         BackendSpec::Managed(_) => {
-            let host = format!("{}.{}.svc", names.child(kind.component), ns);
-            match kind.component {
-                "redis" => format!("redis://{host}:{}", kind.port),
-                "mongodb" => format!("mongodb://{host}:{}/?directConnection=true", kind.port),
-                _ => format!("http://{host}:{}", kind.port),
+            let host = format!("{}.{}.svc", names.child(kind.component()), ns);
+            let port = kind.port();
+            match kind {
+                Backend::Redis => format!("redis://{host}:{port}"),
+                Backend::Mongodb => format!("mongodb://{host}:{port}/?directConnection=true"),
+                Backend::Elasticsearch | Backend::Kibana => format!("http://{host}:{port}"),
             }
         }
     }
@@ -199,7 +215,7 @@ fn backend_url(kind: &BackendKind, spec: &BackendSpec, names: &Names, ns: &str) 
 /// The MongoDB URL the operator itself uses to read the registry (the spec's URL).
 pub fn mongo_url(p: &AnalyticsPipeline) -> Option<String> {
     let ns = p.metadata.namespace.as_deref()?;
-    Some(backend_url(&MONGODB, &p.spec.mongodb.backend, &Names::new(p.name_or_empty()), ns))
+    Some(backend_url(Backend::Mongodb, &p.spec.mongodb.backend, &Names::new(p.name_or_empty()), ns))
 }
 
 fn labels(pipeline: &str, component: &str) -> BTreeMap<String, String> {
@@ -288,9 +304,9 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
             .as_ref()
             .map(|c| Credentials { secret: c.name.clone() }),
     };
-    let redis_url = backend_url(&REDIS, &s.redis, &names, ns);
-    let mongo_url = backend_url(&MONGODB, &s.mongodb.backend, &names, ns);
-    let es_url = backend_url(&ELASTICSEARCH, &s.elasticsearch, &names, ns);
+    let redis_url = backend_url(Backend::Redis, &s.redis, &names, ns);
+    let mongo_url = backend_url(Backend::Mongodb, &s.mongodb.backend, &names, ns);
+    let es_url = backend_url(Backend::Elasticsearch, &s.elasticsearch, &names, ns);
     let mongo_db = p.database();
     let mut out = Vec::new();
     if let Some(g) = &s.workloads.generator {
@@ -374,15 +390,15 @@ impl Ctx<'_> {
         }
     }
 
-    fn backends(&self) -> Vec<(&'static BackendKind, &BackendSpec)> {
+    fn backends(&self) -> Vec<(Backend, &BackendSpec)> {
         let s = &self.p.spec;
-        let mut v: Vec<(&'static BackendKind, &BackendSpec)> = vec![
-            (&REDIS, &s.redis),
-            (&MONGODB, &s.mongodb.backend),
-            (&ELASTICSEARCH, &s.elasticsearch),
+        let mut v: Vec<(Backend, &BackendSpec)> = vec![
+            (Backend::Redis, &s.redis),
+            (Backend::Mongodb, &s.mongodb.backend),
+            (Backend::Elasticsearch, &s.elasticsearch),
         ];
         if let Some(k) = &s.kibana {
-            v.push((&KIBANA, k));
+            v.push((Backend::Kibana, k));
         }
         v
     }
@@ -523,7 +539,8 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                     },
                     Workload::Gate => &w.gate.workload,
                     Workload::Processor => &w.processor,
-                    _ => &w.sink,
+                    Workload::Sink => &w.sink,
+                    Workload::Similarity | Workload::Train => continue,
                 };
                 let dep_name = ctx.names.child(component);
                 let container = ctx.container(&config, workload_spec.resources.as_ref());
@@ -608,31 +625,31 @@ fn cronjob(
 
 fn render_managed(
     ctx: &Ctx<'_>,
-    kind: &BackendKind,
+    kind: Backend,
     m: &ManagedBackend,
 ) -> Result<Vec<Desired>, RenderError> {
-    let name = ctx.names.child(kind.component);
+    let name = ctx.names.child(kind.component());
     let mut env_vars = Vec::new();
-    match kind.component {
-        "elasticsearch" => {
+    match kind {
+        Backend::Elasticsearch => {
             env_vars.push(env("discovery.type", "single-node"));
             env_vars.push(env("xpack.security.enabled", "false"));
             env_vars.push(env("ES_JAVA_OPTS", "-Xms512m -Xmx512m"));
         }
-        "kibana" => {
+        Backend::Kibana => {
             env_vars.push(env(
                 "ELASTICSEARCH_HOSTS",
-                backend_url(&ELASTICSEARCH, &ctx.p.spec.elasticsearch, &ctx.names, &ctx.ns),
+                backend_url(Backend::Elasticsearch, &ctx.p.spec.elasticsearch, &ctx.names, &ctx.ns),
             ));
         }
-        _ => {}
+        Backend::Redis | Backend::Mongodb => {}
     }
     let container = Container {
-        name: kind.component.to_string(),
-        image: Some(m.image.clone().unwrap_or_else(|| kind.default_image.to_string())),
+        name: kind.component().to_string(),
+        image: Some(m.image.clone().unwrap_or_else(|| kind.default_image().to_string())),
         ports: Some(vec![ContainerPort {
-            name: Some(kind.component.chars().take(15).collect()),
-            container_port: kind.port,
+            name: Some(kind.component().chars().take(15).collect()),
+            container_port: kind.port(),
             protocol: Some("TCP".into()),
             ..Default::default()
         }]),
@@ -640,7 +657,7 @@ fn render_managed(
         resources: resources(m.resources.as_ref()),
         volume_mounts: Some(vec![VolumeMount {
             name: "data".into(),
-            mount_path: kind.data_path.into(),
+            mount_path: kind.data_path().into(),
             ..Default::default()
         }]),
         ..Default::default()
@@ -675,17 +692,17 @@ fn render_managed(
         ),
     };
     let sts = StatefulSet {
-        metadata: ctx.meta(name.clone(), kind.component),
+        metadata: ctx.meta(name.clone(), kind.component()),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(name.clone()),
             selector: LabelSelector {
-                match_labels: Some(selector(&ctx.name, kind.component)),
+                match_labels: Some(selector(&ctx.name, kind.component())),
                 ..Default::default()
             },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(&ctx.name, kind.component)),
+                    labels: Some(labels(&ctx.name, kind.component())),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -701,15 +718,15 @@ fn render_managed(
         ..Default::default()
     };
     let svc = Service {
-        metadata: ctx.meta(name, kind.component),
+        metadata: ctx.meta(name, kind.component()),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
-            selector: Some(selector(&ctx.name, kind.component)),
+            selector: Some(selector(&ctx.name, kind.component())),
             ports: Some(vec![ServicePort {
-                name: Some(kind.component.chars().take(15).collect()),
-                port: kind.port,
+                name: Some(kind.component().chars().take(15).collect()),
+                port: kind.port(),
                 protocol: Some("TCP".into()),
-                target_port: Some(IntOrString::Int(kind.port)),
+                target_port: Some(IntOrString::Int(kind.port())),
                 ..Default::default()
             }]),
             ..Default::default()
