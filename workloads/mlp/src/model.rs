@@ -109,11 +109,6 @@ impl MlpModel {
         Ok(())
     }
 
-    /// Number of input columns.
-    pub fn input_width(&self) -> usize {
-        self.sizes[0]
-    }
-
     /// Purchase probabilities for raw (unscaled) feature rows.
     pub fn predict_proba(&self, x: &Array2<f64>) -> Result<Vec<f64>, MlpError> {
         if x.nrows() == 0 {

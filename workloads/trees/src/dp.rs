@@ -122,27 +122,6 @@ pub fn exponential_mechanism<R: Rng + CryptoRng + ?Sized>(
     best.map(|(i, _)| i)
 }
 
-/// Splits `n` row indices into `parts` disjoint random parts of near-equal size (a uniformly
-/// random permutation cut into chunks). Data-independent.
-pub fn random_partition<R: Rng + CryptoRng + ?Sized>(
-    rng: &mut R,
-    n: usize,
-    parts: usize,
-) -> Vec<Vec<u32>> {
-    use rand::seq::SliceRandom;
-    let mut idx: Vec<u32> = (0..n as u32).collect();
-    idx.shuffle(rng);
-    let parts = parts.max(1);
-    let mut out = Vec::with_capacity(parts);
-    let mut start = 0;
-    for p in 0..parts {
-        let end = start + (n - start) / (parts - p);
-        out.push(idx[start..end].to_vec());
-        start = end;
-    }
-    out
-}
-
 /// The exponential mechanism over a data-independent base measure: picks `i` with probability
 /// proportional to `exp(log_prior_i + eps * u_i / (2 * sensitivity))`. The base measure does
 /// not depend on the data, so the guarantee is that of [`exponential_mechanism`] (eps-DP).

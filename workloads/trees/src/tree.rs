@@ -189,11 +189,6 @@ impl TreeEnsemble {
         x.rows().into_iter().map(|r| self.predict_proba(&r.to_vec())).collect()
     }
 
-    /// Raw outputs for every row of a matrix.
-    pub fn raw_matrix(&self, x: &ndarray::Array2<f64>) -> Vec<f64> {
-        x.rows().into_iter().map(|r| self.raw(&r.to_vec())).collect()
-    }
-
     /// Checks every tree (see [`Tree::validate`]).
     pub fn validate(&self) -> Result<(), String> {
         for (t, tree) in self.trees.iter().enumerate() {
