@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
                 other => Err(anyhow::anyhow!("unknown family {other}")),
             })
             .collect::<Result<_, _>>()?,
-        None => Family::ALL.to_vec(),
+        None => Family::PRIVATE.to_vec(),
     };
     let runs: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
     anyhow::ensure!(runs >= 1, "runs must be at least 1");

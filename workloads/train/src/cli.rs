@@ -14,7 +14,7 @@ use shopstream_registry::{
 use shopstream_schema::Session;
 
 use crate::data;
-use crate::models::{Family, Hyper, Job, Payload, StoredModel, explain_groups, feature_groups};
+use crate::models::{Family, Hyper, Job, StoredModel, explain_groups, feature_groups};
 use crate::pipeline::{Outcome, ShapSettings, prepare, train_and_evaluate};
 use crate::report::{CurvePoint, ModelRow, Report, render};
 
@@ -29,14 +29,17 @@ pub enum PrivacyMode {
     None,
 }
 
-/// Parses a model family as the operator (`randomForest`, `boostedTrees`, `mlp`) or a person
-/// (`random-forest`, `rf`, `gbdt`, ...) spells it.
+/// Parses a model family as the operator (`randomForest`, `boostedTrees`, `mlp`,
+/// `logisticRegression`) or a person (`random-forest`, `rf`, `gbdt`, `logistic`, ...) spells it.
 pub fn parse_family(s: &str) -> Result<Family, String> {
     match s.trim().to_ascii_lowercase().replace(['-', '_'], "").as_str() {
         "randomforest" | "rf" => Ok(Family::RandomForest),
         "boostedtrees" | "gbdt" | "gradientboosting" => Ok(Family::Gbdt),
         "mlp" => Ok(Family::Mlp),
-        other => Err(format!("unknown model {other:?} (randomForest, boostedTrees, mlp)")),
+        "logisticregression" | "logistic" | "lr" => Ok(Family::LogisticRegression),
+        other => Err(format!(
+            "unknown model {other:?} (randomForest, boostedTrees, mlp, logisticRegression)"
+        )),
     }
 }
 
@@ -80,13 +83,19 @@ pub struct TrainArgs {
     /// Pipeline name: the privacy budget's id.
     #[arg(long, env = contract::env::PIPELINE, default_value = "default")]
     pub pipeline: String,
-    /// Model families, comma separated: randomForest, boostedTrees, mlp.
+    /// Model families, comma separated: randomForest, boostedTrees, mlp, logisticRegression
+    /// (the last has no private variant).
     #[arg(long, env = contract::env::TRAIN_MODELS, value_delimiter = ',', value_parser = parse_family,
           default_value = "randomForest,boostedTrees,mlp")]
     pub models: Vec<Family>,
     /// Which variants to train.
     #[arg(long, env = contract::env::TRAIN_PRIVACY, value_enum, default_value = "both")]
     pub privacy: PrivacyMode,
+    /// Do not add the logistic-regression baseline. By default every run that trains
+    /// non-private models (`--privacy both` or `none`) also trains it, whatever `--models` says;
+    /// a private-only run never does.
+    #[arg(long)]
+    pub no_baseline: bool,
     /// Epsilon one run spends on its production models, split evenly among the private models.
     #[arg(long, env = contract::env::PRIVACY_EPSILON_PER_RUN, default_value_t = 3.0)]
     pub epsilon_per_run: f64,
@@ -135,6 +144,13 @@ impl TrainArgs {
         if self.models.is_empty() {
             bail!("--models: name at least one model family");
         }
+        if self.privacy == PrivacyMode::Private
+            && !self.models.iter().any(|f| f.has_private_variant())
+        {
+            bail!(
+                "--models: none of the named families has a private variant, and --privacy private trains only private models"
+            );
+        }
         for (flag, v) in [
             ("--epsilon-per-run", self.epsilon_per_run),
             ("--total-epsilon", self.total_epsilon),
@@ -177,24 +193,38 @@ impl TrainArgs {
     }
 
     /// The jobs of this run, with every private job's configuration (and so its cost) fixed.
+    ///
+    /// Per named family: the non-private model (`--privacy both|none`) and the private one
+    /// (`--privacy both|private`, families with a private variant only; `--epsilon-per-run`
+    /// split evenly among them); then the logistic-regression baseline when non-private models
+    /// are trained (unless `--no-baseline` or already named); then the curve points.
     pub fn plan(&self) -> anyhow::Result<Vec<Job>> {
         let hyper = self.hyper();
-        let mut families = self.models.clone();
-        families.dedup();
+        let mut families: Vec<Family> = Vec::new();
+        for &f in &self.models {
+            if !families.contains(&f) {
+                families.push(f);
+            }
+        }
+        let plain = matches!(self.privacy, PrivacyMode::Both | PrivacyMode::None);
         let private = matches!(self.privacy, PrivacyMode::Both | PrivacyMode::Private);
-        let n_private = if private { families.len() } else { 0 };
+        let private_families: Vec<Family> =
+            families.iter().copied().filter(|f| private && f.has_private_variant()).collect();
         let mut jobs = Vec::new();
         for &f in &families {
-            if matches!(self.privacy, PrivacyMode::Both | PrivacyMode::None) {
+            if plain {
                 jobs.push(Job::plain(f));
             }
-            if private {
-                let eps = self.epsilon_per_run / n_private as f64;
+            if private_families.contains(&f) {
+                let eps = self.epsilon_per_run / private_families.len() as f64;
                 jobs.push(Job::private(f, eps, self.dp_delta, &hyper)?);
             }
         }
+        if plain && !self.no_baseline && !families.contains(&Family::LogisticRegression) {
+            jobs.push(Job::plain(Family::LogisticRegression));
+        }
         if private {
-            for &f in &families {
+            for &f in &private_families {
                 for &e in &self.curve_epsilons {
                     let mut j = Job::private(f, e, self.dp_delta, &hyper)?;
                     j.curve_point = true;
@@ -247,15 +277,7 @@ fn row_for(o: &Outcome, version: Option<i64>) -> anyhow::Result<ModelRow> {
         train_seconds: o.train_seconds,
         roc: o.roc.clone(),
         importance: o.importance.clone(),
-        shap_space: match &o.payload {
-            Payload::Tree { model }
-                if model.ensemble.output == shopstream_trees::OutputSpace::LogOdds =>
-            {
-                "TreeSHAP, log-odds".into()
-            }
-            Payload::Tree { .. } => "TreeSHAP, probability".into(),
-            Payload::Mlp { .. } => "KernelSHAP, probability".into(),
-        },
+        shap_space: o.payload.shap_method(),
     })
 }
 
@@ -514,7 +536,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             curve_reference,
             similar,
         };
-        std::fs::write(path, render(&report))
+        std::fs::write(path, render(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("report written to {}", path.display());
     }
@@ -662,14 +684,7 @@ pub async fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
         explain_groups(&payload, &x2, &background, &groups, Some(nsamples))
     })
     .await??;
-    let space = match &stored.payload {
-        Payload::Tree { model }
-            if model.ensemble.output == shopstream_trees::OutputSpace::LogOdds =>
-        {
-            "log-odds"
-        }
-        _ => "probability",
-    };
+    let space = stored.payload.shap_space();
     let mut out = output(&args.output)?;
     for ((s, p), row) in sessions.iter().zip(probs).zip(phi) {
         let mut named: Vec<(&String, f64)> = group_names.iter().zip(row).collect();
@@ -713,8 +728,9 @@ mod tests {
         t.a.validate().unwrap();
         assert_eq!(t.a.models, vec![Family::RandomForest, Family::Gbdt, Family::Mlp]);
         let jobs = t.a.plan().unwrap();
-        // 3 plain + 3 private + 3 x 2 curve points.
-        assert_eq!(jobs.len(), 12);
+        // 3 plain + 3 private + the logistic baseline + 3 x 2 curve points.
+        assert_eq!(jobs.len(), 13);
+        assert_eq!(jobs.iter().filter(|j| j.family == Family::LogisticRegression).count(), 1);
         let reqs = spend_requests(&jobs, &vec![None; jobs.len()]).unwrap();
         assert_eq!(reqs.len(), 9);
         let total = Cost::sum(reqs.iter().map(|r| r.cost));
@@ -723,6 +739,46 @@ mod tests {
         // Every private model spends --dp-delta (default 1e-5).
         assert!(reqs.iter().all(|r| r.cost.delta == 1e-5), "{reqs:?}");
         assert!((total.delta - 9e-5).abs() < 1e-12, "{total:?}");
+    }
+
+    #[test]
+    fn the_logistic_baseline_comes_with_non_private_models_only() {
+        let names = |argv: &[&str]| -> Vec<String> {
+            let mut a = vec!["t", "--input", "x.jsonl"];
+            a.extend(argv);
+            let t = T::try_parse_from(a).unwrap();
+            t.a.validate().unwrap();
+            t.a.plan().unwrap().iter().map(Job::name).collect()
+        };
+        assert_eq!(names(&["--models", "gbdt"]), ["gbdt", "dp_gbdt", "logistic_regression"]);
+        assert_eq!(
+            names(&["--models", "gbdt", "--privacy", "none"]),
+            ["gbdt", "logistic_regression"]
+        );
+        assert_eq!(names(&["--models", "gbdt", "--privacy", "private"]), ["dp_gbdt"]);
+        assert_eq!(names(&["--models", "gbdt", "--no-baseline"]), ["gbdt", "dp_gbdt"]);
+        // Named explicitly: trained once, and the private epsilon is split among the private
+        // families only.
+        let t = T::try_parse_from([
+            "t",
+            "--input",
+            "x",
+            "--models",
+            "logisticRegression,mlp",
+            "--epsilon-per-run",
+            "2",
+        ])
+        .unwrap();
+        let jobs = t.a.plan().unwrap();
+        let names: Vec<String> = jobs.iter().map(Job::name).collect();
+        assert_eq!(names, ["logistic_regression", "mlp", "dp_mlp"]);
+        let reqs = spend_requests(&jobs, &vec![None; jobs.len()]).unwrap();
+        assert_eq!(reqs.len(), 1);
+        assert!((reqs[0].cost.epsilon - 2.0).abs() < 0.01);
+        // Private-only with nothing private to train is refused.
+        let t = T::try_parse_from(["t", "--input", "x", "--models", "lr", "--privacy", "private"])
+            .unwrap();
+        assert!(t.a.validate().unwrap_err().to_string().contains("--models"));
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! the pipeline's privacy budget for every private model at once (refusing the whole run
 //! before any data is read if it does not fit); load sessions (MongoDB `user_sessions` or a
 //! JSON-lines file); split by user; fit the feature transform on the training side; train,
-//! evaluate on the test side, explain (TreeSHAP / KernelSHAP); register every model; print a
-//! results table and write an HTML report.
+//! evaluate on the test side, explain (TreeSHAP / KernelSHAP / exact linear SHAP); register
+//! every model; print a results table and write an HTML report. Runs that train non-private
+//! models also train a logistic-regression baseline ([`logistic`]).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod data;
-pub mod metrics;
+pub mod evaluation;
+pub mod logistic;
 pub mod models;
 pub mod pipeline;
 pub mod report;

@@ -15,6 +15,8 @@ use shopstream_trees::gbdt::GbdtConfig;
 use shopstream_trees::shap::TreeShap;
 use shopstream_trees::{TreeModel, TreeModelKind};
 
+use crate::logistic::{LogisticConfig, LogisticModel};
+
 /// Model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -25,11 +27,22 @@ pub enum Family {
     Gbdt,
     /// Multi-layer perceptron (DP: DP-SGD).
     Mlp,
+    /// Logistic regression: the non-private baseline (no private variant).
+    LogisticRegression,
 }
 
 impl Family {
     /// Every family.
-    pub const ALL: [Family; 3] = [Family::RandomForest, Family::Gbdt, Family::Mlp];
+    pub const ALL: [Family; 4] =
+        [Family::RandomForest, Family::Gbdt, Family::Mlp, Family::LogisticRegression];
+
+    /// The families with a differentially private variant.
+    pub const PRIVATE: [Family; 3] = [Family::RandomForest, Family::Gbdt, Family::Mlp];
+
+    /// Whether the family has a differentially private variant.
+    pub fn has_private_variant(self) -> bool {
+        Self::PRIVATE.contains(&self)
+    }
 
     /// Registry name of the family's model (`dp_` prefix for the private variant).
     pub fn model_name(self, private: bool) -> String {
@@ -37,6 +50,7 @@ impl Family {
             Family::RandomForest => "random_forest",
             Family::Gbdt => "gbdt",
             Family::Mlp => "mlp",
+            Family::LogisticRegression => "logistic_regression",
         };
         if private { format!("dp_{base}") } else { base.to_string() }
     }
@@ -47,11 +61,12 @@ impl Family {
     /// forest draws its split columns uniformly at random without looking at data, so with
     /// one-hot input most of its splits would land on one of the ~50 `state=*` indicator
     /// columns and separate almost nothing (measured: DP-RF at epsilon 1 lost 0.060-0.095
-    /// AUC with one-hot input). The MLP needs one-hot input (no order between levels).
+    /// AUC with one-hot input). The MLP and the logistic regression need one-hot input (no
+    /// order between levels).
     pub fn encoding(self) -> CategoricalEncoding {
         match self {
             Family::RandomForest | Family::Gbdt => CategoricalEncoding::Ordinal,
-            Family::Mlp => CategoricalEncoding::OneHot,
+            Family::Mlp | Family::LogisticRegression => CategoricalEncoding::OneHot,
         }
     }
 }
@@ -66,6 +81,8 @@ pub struct Hyper {
     pub gbdt: GbdtConfig,
     /// MLP architecture and optimiser (both MLP variants).
     pub mlp: MlpConfig,
+    /// The logistic-regression baseline.
+    pub logistic: LogisticConfig,
     /// Private random forest.
     pub dp_forest: DpForestConfig,
     /// Private boosted trees.
@@ -86,6 +103,7 @@ impl Default for Hyper {
             forest: ForestConfig { n_trees: 100, max_depth: 12, ..Default::default() },
             gbdt: GbdtConfig::default(),
             mlp: MlpConfig::default(),
+            logistic: LogisticConfig::default(),
             // Swept on 50,000 generated sessions at epsilon 1 (ordinal input, 3 noise seeds
             // each; docs/models.md): depth 5 x 200 trees lost 0.030 AUC on average (worst
             // 0.034) against the non-private forest, the trees crate's default depth 4 x 100
@@ -130,7 +148,8 @@ impl Job {
         Self { family, dp: None, curve_point: false, target_epsilon: None }
     }
 
-    /// A private job at `(epsilon, delta)`, configured from `hyper`.
+    /// A private job at `(epsilon, delta)`, configured from `hyper`. Fails for a family without
+    /// a private variant.
     pub fn private(
         family: Family,
         epsilon: f64,
@@ -151,6 +170,9 @@ impl Job {
                 hyper.dp_steps,
                 hyper.dp_clip_norm,
             )?),
+            Family::LogisticRegression => {
+                anyhow::bail!("the logistic regression baseline has no private variant")
+            }
         };
         match &dp {
             DpConfig::Forest(c) => c.validate()?,
@@ -202,6 +224,36 @@ pub enum Payload {
         /// The model.
         model: MlpModel,
     },
+    /// The logistic-regression baseline (weights in our own form, see [`crate::logistic`]).
+    Logistic {
+        /// The model.
+        model: LogisticModel,
+    },
+}
+
+impl Payload {
+    /// The space SHAP values and the base value are in, as `explain` reports it.
+    pub fn shap_space(&self) -> &'static str {
+        match self {
+            Payload::Tree { model }
+                if model.ensemble.output == shopstream_trees::OutputSpace::LogOdds =>
+            {
+                "log-odds"
+            }
+            Payload::Tree { .. } | Payload::Mlp { .. } => "probability",
+            Payload::Logistic { .. } => "log-odds",
+        }
+    }
+
+    /// How SHAP is computed and in which space, for the report.
+    pub fn shap_method(&self) -> String {
+        let method = match self {
+            Payload::Tree { .. } => "TreeSHAP",
+            Payload::Mlp { .. } => "KernelSHAP",
+            Payload::Logistic { .. } => "exact linear SHAP",
+        };
+        format!("{method}, {}", self.shap_space())
+    }
 }
 
 /// What the registry stores in `model`: the feature transform and the model, so serving
@@ -226,6 +278,12 @@ impl StoredModel {
         match &m.payload {
             Payload::Tree { model } => model.validate()?,
             Payload::Mlp { model } => model.validate()?,
+            Payload::Logistic { model } => {
+                model.validate()?;
+                if model.feature_names != m.encoder.names() {
+                    anyhow::bail!("the logistic model's features differ from its encoder's");
+                }
+            }
         }
         Ok(m)
     }
@@ -235,6 +293,7 @@ impl StoredModel {
         match &self.payload {
             Payload::Tree { model } => model.kind.as_str(),
             Payload::Mlp { .. } => "mlp",
+            Payload::Logistic { .. } => "logistic_regression",
         }
     }
 
@@ -258,6 +317,7 @@ pub fn predict_payload(p: &Payload, x: &Array2<f64>) -> anyhow::Result<Vec<f64>>
             Ok(model.ensemble.predict_proba_matrix(x))
         }
         Payload::Mlp { model } => Ok(model.predict_proba(x)?),
+        Payload::Logistic { model } => Ok(model.predict_proba(x)?),
     }
 }
 
@@ -284,6 +344,9 @@ pub fn train_job(
         }
         (None, Family::Mlp) => Payload::Mlp {
             model: shopstream_mlp::train(&train.x, &y, &hyper.mlp, Scaling::from_ranges(ranges))?,
+        },
+        (None, Family::LogisticRegression) => Payload::Logistic {
+            model: crate::logistic::fit(&train.x, &y, &names, &hyper.logistic)?,
         },
         (Some(DpConfig::Forest(c)), _) => {
             let (e, cost) =
@@ -346,7 +409,8 @@ pub fn feature_groups(names: &[String]) -> (Vec<String>, Vec<Vec<usize>>) {
 ///
 /// Trees: exact TreeSHAP per column (model output space: log-odds for boosting, probability for
 /// forests), summed within each group. MLP: KernelSHAP on the probability over the groups, with
-/// `background` as the reference distribution.
+/// `background` as the reference distribution. Logistic regression: exact linear SHAP in
+/// log-odds against the training mean (`background` unused), summed within each group.
 pub fn explain_groups(
     payload: &Payload,
     x: &Array2<f64>,
@@ -377,6 +441,14 @@ pub fn explain_groups(
                 rows.push(e.values);
             }
             Ok((rows, base))
+        }
+        Payload::Logistic { model } => {
+            let phi = model.shap(x)?;
+            let rows = phi
+                .axis_iter(Axis(0))
+                .map(|r| groups.iter().map(|g| g.iter().map(|&j| r[j]).sum()).collect())
+                .collect();
+            Ok((rows, model.base_value()))
         }
     }
 }
@@ -411,7 +483,7 @@ mod tests {
     #[test]
     fn private_jobs_know_their_cost_before_training() {
         let h = Hyper::default();
-        for f in Family::ALL {
+        for f in Family::PRIVATE {
             let j = Job::private(f, 1.0, 1e-5, &h).unwrap();
             let (c, mech) = j.cost().unwrap().unwrap();
             assert!((c.epsilon - 1.0).abs() < 0.01, "{f:?}: {}", c.epsilon);
@@ -421,5 +493,8 @@ mod tests {
         }
         assert!(Job::plain(Family::Gbdt).cost().unwrap().is_none());
         assert!(Job::private(Family::Gbdt, -1.0, 1e-5, &h).is_err());
+        assert!(Job::private(Family::LogisticRegression, 1.0, 1e-5, &h).is_err());
+        assert!(!Family::LogisticRegression.has_private_variant());
+        assert!(Job::plain(Family::LogisticRegression).cost().unwrap().is_none());
     }
 }

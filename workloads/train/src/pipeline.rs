@@ -10,7 +10,7 @@ use shopstream_privacy::DpRng;
 use shopstream_registry::Metrics;
 use shopstream_schema::Session;
 
-use crate::metrics::{evaluate, roc_curve};
+use crate::evaluation::{evaluate, roc_curve};
 use crate::models::{
     Family, Hyper, Job, Payload, explain_groups, feature_groups, global_importance, train_job,
 };
@@ -19,7 +19,7 @@ use crate::models::{
 /// (see [`Family::encoding`]). Both encodings hold the same sessions in the same order.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    /// One-hot categoricals (the MLP's input).
+    /// One-hot categoricals (the MLP's and the logistic regression's input).
     pub one_hot: Encoded,
     /// Ordinal categoricals (the tree models' input).
     pub ordinal: Encoded,
@@ -95,7 +95,8 @@ pub fn prepare(sessions: &[Session], test_fraction: f64, seed: u64) -> anyhow::R
 /// How much SHAP work to do per model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShapSettings {
-    /// Test rows explained for the global importance of tree models.
+    /// Test rows explained for the global importance of tree models and the logistic
+    /// regression (both exact and cheap).
     pub tree_rows: usize,
     /// Test rows explained for the MLP (KernelSHAP is far more expensive).
     pub mlp_rows: usize,
@@ -163,7 +164,7 @@ pub fn train_and_evaluate(
         Vec::new()
     } else {
         let (rows, background) = match &payload {
-            Payload::Tree { .. } => {
+            Payload::Tree { .. } | Payload::Logistic { .. } => {
                 (spread(&prep.test.x, shap.tree_rows, 0), head(&prep.test.x, 1))
             }
             Payload::Mlp { .. } => (
@@ -206,5 +207,49 @@ mod tests {
             assert!(std::ptr::eq(prep.for_family(f), ord));
         }
         assert!(std::ptr::eq(prep.for_family(Family::Mlp), oh));
+        assert!(std::ptr::eq(prep.for_family(Family::LogisticRegression), oh));
+    }
+
+    #[test]
+    fn logistic_baseline_trains_stores_predicts_and_explains() {
+        use crate::models::{StoredModel, explain_groups};
+        let sessions: Vec<Session> =
+            Generator::new(GeneratorConfig { seed: 5, users: 400, ..Default::default() })
+                .unwrap()
+                .take(4_000)
+                .map(|g| g.session)
+                .collect();
+        let prep = prepare(&sessions, 0.2, 1).unwrap();
+        let job = Job::plain(Family::LogisticRegression);
+        assert_eq!(job.name(), "logistic_regression");
+        let mut rng = DpRng::seeded(1);
+        let o =
+            train_and_evaluate(&job, &Hyper::default(), &prep, &mut rng, &ShapSettings::default())
+                .unwrap();
+        assert!(o.metrics.roc_auc > 0.7, "AUC {}", o.metrics.roc_auc);
+        assert!(!o.importance.is_empty());
+        assert_eq!(o.payload.shap_method(), "exact linear SHAP, log-odds");
+
+        // The registry form: our own JSON, loadable and predicting the same.
+        let enc = prep.for_family(job.family);
+        let stored = StoredModel { encoder: enc.encoder.clone(), payload: o.payload.clone() };
+        assert_eq!(stored.kind(), "logistic_regression");
+        let bytes = stored.to_bytes().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["payload"]["type"], "logistic");
+        for k in ["feature_names", "mean", "scale", "weights", "intercept"] {
+            assert!(!json["payload"]["model"][k].is_null(), "stored model lacks {k}");
+        }
+        let back = StoredModel::from_bytes(&bytes).unwrap();
+        let x = enc.encoder.transform(&sessions[..50]);
+        let p = back.predict(&x).unwrap();
+        assert_eq!(p, stored.predict(&x).unwrap());
+
+        // explain: grouped SHAP sums to the log-odds minus the base value.
+        let (phi, base) = explain_groups(&back.payload, &x, &x, &enc.groups, None).unwrap();
+        for (row, p) in phi.iter().zip(&p) {
+            let logit = (p / (1.0 - p)).ln();
+            assert!((base + row.iter().sum::<f64>() - logit).abs() < 1e-9);
+        }
     }
 }

@@ -92,7 +92,8 @@ async fn train_register_predict_explain_and_refuse_over_budget() {
 
     let client = mongodb::Client::with_uri_str(&url).await.unwrap();
     let db = client.database(&db_name);
-    // Registered: gbdt, dp_gbdt, mlp, dp_mlp at version 1 (curve points are not registered).
+    // Registered: gbdt, dp_gbdt, mlp, dp_mlp and the logistic-regression baseline at version 1
+    // (curve points are not registered).
     let reg = db.collection::<bson::Document>("model_registry");
     let mut names = Vec::new();
     for d in reg.find(doc! {}).await.unwrap().collect_docs().await {
@@ -103,7 +104,7 @@ async fn train_register_predict_explain_and_refuse_over_budget() {
         names.push(d.get_str("name").unwrap().to_string());
     }
     names.sort();
-    assert_eq!(names, ["dp_gbdt", "dp_mlp", "gbdt", "mlp"]);
+    assert_eq!(names, ["dp_gbdt", "dp_mlp", "gbdt", "logistic_regression", "mlp"]);
 
     // Budget: 2 production releases (1.0 each) + 2 curve points (0.5 each) = 3.0.
     let budget = db
@@ -120,12 +121,12 @@ async fn train_register_predict_explain_and_refuse_over_budget() {
     assert_eq!(with_version, vec![1, 1], "production releases name their registered version");
 
     let html = std::fs::read_to_string(&report).unwrap();
-    for s in ["ROC curves", "SHAP", "Privacy-utility curve", "dp_mlp"] {
+    for s in ["ROC curves", "SHAP", "Privacy-utility curve", "dp_mlp", "logistic_regression"] {
         assert!(html.contains(s), "report lacks {s}");
     }
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
-    assert_eq!(json["models"].as_array().unwrap().len(), 4);
+    assert_eq!(json["models"].as_array().unwrap().len(), 5);
 
     // Refused before touching data: the budget has ~0 left, and the input does not even exist.
     let mut argv = vec!["train", "--input", "/nonexistent/sessions.jsonl"];
@@ -133,7 +134,7 @@ async fn train_register_predict_explain_and_refuse_over_budget() {
     let err = shopstream_train::run(Train::try_parse_from(argv).unwrap().a).await.unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("privacy budget of pipeline 'p1' exhausted"), "{msg}");
-    assert_eq!(reg.count_documents(doc! {}).await.unwrap(), 4, "nothing registered");
+    assert_eq!(reg.count_documents(doc! {}).await.unwrap(), 5, "nothing registered");
     let after = db
         .collection::<bson::Document>("privacy_budget")
         .find_one(doc! {"_id": "p1"})
@@ -145,7 +146,8 @@ async fn train_register_predict_explain_and_refuse_over_budget() {
     let mut argv = vec!["train", "--input", sessions.to_str().unwrap(), "--privacy", "none"];
     argv.extend(common);
     shopstream_train::run(Train::try_parse_from(argv).unwrap().a).await.unwrap();
-    assert_eq!(reg.count_documents(doc! {"version": 2_i64}).await.unwrap(), 2);
+    // gbdt, mlp and the baseline.
+    assert_eq!(reg.count_documents(doc! {"version": 2_i64}).await.unwrap(), 3);
 
     // predict / explain with the registered models.
     let probe = tmp("probe.jsonl");
@@ -176,7 +178,7 @@ async fn train_register_predict_explain_and_refuse_over_budget() {
             && l["version"] == 1)
     );
 
-    for model in ["gbdt", "mlp"] {
+    for model in ["gbdt", "mlp", "logistic_regression"] {
         let out = tmp("explain.jsonl");
         let argv = [
             "explain",

@@ -1,4 +1,5 @@
-//! Test-set metrics and ROC curves.
+//! Model evaluation on the test set: the registry metrics (ROC AUC, accuracy, F1, log loss) and
+//! ROC curves.
 
 use shopstream_registry::Metrics;
 use shopstream_trees::metrics::{accuracy, log_loss, roc_auc};
