@@ -4,7 +4,8 @@ Reads the bench directory written by `cargo bench -p shopstream-trees --bench tr
   meta.json        shapes and the shared hyper-parameters
   x_train.f64 ...  row-major little-endian float64 matrices / label vectors
   rf_model.json, gbdt_model.json   our models in shap's dict-of-arrays form
-Prints one JSON object with seconds and AUCs. Everything runs single-threaded
+Prints one JSON object with seconds and AUCs (XGBoost, and unless only_gbdt the random forest,
+one decision tree and TreeSHAP). Everything runs single-threaded
 (n_jobs=1, nthread=meta["threads"], which the Rust side sets to its own thread count, 1).
 The XGBoost fit is timed meta["repeat"] times and the best kept, as on the Rust side; each
 time on a fresh DMatrix built outside the timing, so the quantile sketch and binning happen
@@ -102,6 +103,16 @@ def main():
     clf.fit(x_tr, y_tr)
     out["rf_fit_s"] = time.perf_counter() - t
     out["rf_auc"] = roc_auc_score(y_te, clf.predict_proba(x_te)[:, 1])
+
+    # One decision tree: every column, no bootstrap (compared with ours and linfa-trees').
+    from sklearn.tree import DecisionTreeClassifier
+    dt = meta["dt"]
+    t = time.perf_counter()
+    tree = DecisionTreeClassifier(max_depth=dt["max_depth"], min_samples_leaf=int(dt["min_samples_leaf"]),
+                                  random_state=0)
+    tree.fit(x_tr, y_tr)
+    out["dt_fit_s"] = time.perf_counter() - t
+    out["dt_auc"] = roc_auc_score(y_te, tree.predict_proba(x_te)[:, 1])
 
     # TreeSHAP on our exported trees: best of `shap_repeat` calls (shap's C++ TreeSHAP is
     # single-threaded; building the explainer is not timed).

@@ -1,6 +1,7 @@
-//! Side-by-side benchmark of our tree models against the Python references, in one run:
-//! random forest vs scikit-learn, GBDT vs XGBoost (hist), TreeSHAP vs the `shap` package on the
-//! same trees. Everything single-threaded on both sides.
+//! Side-by-side benchmark of our tree models against the Python references and the Rust ML
+//! crates, in one run: random forest vs scikit-learn, smartcore and linfa; one decision tree vs
+//! scikit-learn and linfa-trees; GBDT vs XGBoost (hist); TreeSHAP vs the `shap` package on the
+//! same trees. Everything single-threaded on every side.
 //!
 //! `cargo bench -p shopstream-trees --bench trees` (release profile). Environment:
 //! `BENCH_SESSIONS` (default 50000), `BENCH_EXPLAIN` (rows explained, default 500),
@@ -8,7 +9,20 @@
 //! GBDT vs XGBoost comparison), `BENCH_SHAP_REPEAT` (TreeSHAP timings repeated on both sides,
 //! best kept; default 3), `BENCH_SHAP_THREADS` (threads for the extra multi-threaded TreeSHAP
 //! row; default 0 = the available parallelism, and no row when that is 1), `SHOPSTREAM_PYTHON`
-//! (default `<repo>/.venv/bin/python`).
+//! (default `<repo>/.venv/bin/python`), `BENCH_CRATES=0` (skip the Rust crates),
+//! `BENCH_LINFA_TREES` (trees in the linfa forest; default 100, as ours).
+//!
+//! The Rust crates get the same matrices and the forest's settings (100 trees, depth 12, min
+//! leaf 5, sqrt(columns) per node, bootstrap), one fit each (none of them uses threads):
+//! smartcore 0.7 `RandomForestClassifier` (it predicts a majority vote only, so its AUC is that
+//! of 0/1 votes) and `RandomForestRegressor` on the 0/1 label (mean of leaf purchase rates:
+//! the same model as ours, which splits on Gini = variance reduction, with a score to rank
+//! by); linfa 0.8 has no random forest in `linfa-trees`, and `linfa-ensemble`'s `RandomForest`
+//! bags `linfa-trees` decision trees, each on a bootstrap and a random subset of columns
+//! drawn once per tree (here sqrt(columns)/columns of them) rather than per node; its AUC is
+//! that of the vote share. One depth-12 decision tree (min leaf 5, every column, no
+//! bootstrap): ours, scikit-learn's `DecisionTreeClassifier`, `linfa-trees` `DecisionTree`
+//! (which predicts a class only: AUC of 0/1 labels).
 //!
 //! The GBDT comparison uses the same matrices, rounds, depth (depth-wise growth), learning
 //! rate, `lambda`, `min_child_weight`, 256 bins and the logistic objective on both sides, and
@@ -29,7 +43,7 @@ use std::time::Instant;
 
 use shopstream_features::{CategoricalEncoding, Dataset, FeatureSpec, split_sessions_by_user};
 use shopstream_generator::{Generator, GeneratorConfig};
-use shopstream_trees::forest::{ForestConfig, fit_forest};
+use shopstream_trees::forest::{ForestConfig, MaxFeatures, fit_forest};
 use shopstream_trees::gbdt::{GbdtConfig, fit_gbdt};
 use shopstream_trees::metrics::roc_auc;
 use shopstream_trees::shap::TreeShap;
@@ -72,6 +86,104 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// A fit by another Rust crate: seconds and test AUC.
+struct CrateFit {
+    seconds: f64,
+    auc: f64,
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let v = f();
+    (v, t.elapsed().as_secs_f64())
+}
+
+/// smartcore's forests on the same rows and settings as `cfg`.
+fn smartcore_forests(
+    x: &ndarray::Array2<f64>,
+    y: &[f64],
+    x_test: &ndarray::Array2<f64>,
+    y_test: &[f64],
+    cfg: &ForestConfig,
+) -> (CrateFit, CrateFit) {
+    use smartcore::ensemble::random_forest_classifier::{
+        RandomForestClassifier, RandomForestClassifierParameters,
+    };
+    use smartcore::ensemble::random_forest_regressor::{
+        RandomForestRegressor, RandomForestRegressorParameters,
+    };
+    use smartcore::linalg::basic::matrix::DenseMatrix;
+    let dense = |m: &ndarray::Array2<f64>| {
+        DenseMatrix::new(m.nrows(), m.ncols(), m.iter().copied().collect(), false).unwrap()
+    };
+    let (xs, xs_test) = (dense(x), dense(x_test));
+    let m = MaxFeatures::Sqrt.count(x.ncols());
+    let labels: Vec<u32> = y.iter().map(|&v| u32::from(v == 1.0)).collect();
+    let params = RandomForestClassifierParameters::default()
+        .with_n_trees(u16::try_from(cfg.n_trees).unwrap())
+        .with_max_depth(u16::try_from(cfg.max_depth).unwrap())
+        .with_min_samples_leaf(cfg.min_samples_leaf as usize)
+        .with_m(m)
+        .with_seed(cfg.seed);
+    let (clf, seconds) = timed(|| RandomForestClassifier::fit(&xs, &labels, params).unwrap());
+    let votes: Vec<f64> = clf.predict(&xs_test).unwrap().iter().map(|&c| f64::from(c)).collect();
+    let classifier = CrateFit { seconds, auc: roc_auc(&votes, y_test) };
+    let targets: Vec<f64> = y.to_vec();
+    let params = RandomForestRegressorParameters::default()
+        .with_n_trees(cfg.n_trees)
+        .with_max_depth(u16::try_from(cfg.max_depth).unwrap())
+        .with_min_samples_leaf(cfg.min_samples_leaf as usize)
+        .with_m(m)
+        .with_seed(cfg.seed);
+    let (reg, seconds) = timed(|| RandomForestRegressor::fit(&xs, &targets, params).unwrap());
+    let scores: Vec<f64> = reg.predict(&xs_test).unwrap();
+    (classifier, CrateFit { seconds, auc: roc_auc(&scores, y_test) })
+}
+
+/// linfa-ensemble's random forest (bagged linfa-trees) and one linfa-trees decision tree.
+fn linfa_models(
+    x: &ndarray::Array2<f64>,
+    y: &[f64],
+    x_test: &ndarray::Array2<f64>,
+    y_test: &[f64],
+    cfg: &ForestConfig,
+    n_trees: usize,
+) -> (Option<CrateFit>, CrateFit) {
+    use linfa::prelude::*;
+    use linfa_ensemble::EnsembleLearnerParams;
+    use linfa_trees::DecisionTree;
+    use rand_08::SeedableRng;
+    let labels: ndarray::Array1<usize> = y.iter().map(|&v| usize::from(v == 1.0)).collect();
+    let data = linfa::Dataset::new(x.clone(), labels);
+    let tree = DecisionTree::params()
+        .max_depth(Some(cfg.max_depth))
+        .min_weight_leaf(cfg.min_samples_leaf as f32);
+    let (dt, seconds) = timed(|| tree.clone().fit(&data).unwrap());
+    let pred: ndarray::Array1<usize> = dt.predict(x_test);
+    let hard: Vec<f64> = pred.iter().map(|&c| c as f64).collect();
+    let single = CrateFit { seconds, auc: roc_auc(&hard, y_test) };
+    if n_trees == 0 {
+        return (None, single);
+    }
+    let share = MaxFeatures::Sqrt.count(x.ncols()) as f64 / x.ncols() as f64;
+    let rng = rand_08::rngs::SmallRng::seed_from_u64(cfg.seed);
+    let params = EnsembleLearnerParams::new_fixed_rng(tree, rng)
+        .ensemble_size(n_trees)
+        .bootstrap_proportion(1.0)
+        .feature_proportion(share);
+    let (forest, seconds) = timed(|| params.fit(&data).unwrap());
+    // Vote share of the purchase class over the trees, each on its own columns.
+    let mut votes = vec![0.0; x_test.nrows()];
+    for (model, cols) in forest.models.iter().zip(&forest.model_features) {
+        let p: ndarray::Array1<usize> = model.predict(&x_test.select(ndarray::Axis(1), cols));
+        for (v, c) in votes.iter_mut().zip(p) {
+            *v += c as f64;
+        }
+    }
+    let share: Vec<f64> = votes.iter().map(|v| v / forest.models.len() as f64).collect();
+    (Some(CrateFit { seconds, auc: roc_auc(&share, y_test) }), single)
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let n_sessions = env_usize("BENCH_SESSIONS", 50_000);
@@ -79,6 +191,8 @@ fn main() {
     let repeat = env_usize("BENCH_REPEAT", 3).max(1);
     let only_gbdt = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "gbdt");
     let shap_repeat = env_usize("BENCH_SHAP_REPEAT", 3).max(1);
+    let with_crates = env_usize("BENCH_CRATES", 1) != 0;
+    let linfa_trees = env_usize("BENCH_LINFA_TREES", 100);
     let shap_threads = match env_usize("BENCH_SHAP_THREADS", 0) {
         0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         t => t,
@@ -131,6 +245,22 @@ fn main() {
     };
     let rf_auc = roc_auc(&rf.predict_proba_matrix(&test.x), y_test);
 
+    // One decision tree (ours, to compare with linfa-trees' and scikit-learn's).
+    let dt_cfg = ForestConfig {
+        n_trees: 1,
+        max_features: MaxFeatures::All,
+        bootstrap: false,
+        ..rf_cfg.clone()
+    };
+    let (dt, dt_s) = timed(|| fit_forest(x, y, &dt_cfg).unwrap());
+    let dt_auc = roc_auc(&dt.predict_proba_matrix(&test.x), y_test);
+    // The Rust crates, same rows and settings.
+    let crates = (with_crates && !only_gbdt).then(|| {
+        let (sc_clf, sc_reg) = smartcore_forests(x, y, &test.x, y_test, &rf_cfg);
+        let (linfa_rf, linfa_dt) = linfa_models(x, y, &test.x, y_test, &rf_cfg, linfa_trees);
+        (sc_clf, sc_reg, linfa_rf, linfa_dt)
+    });
+
     // TreeSHAP, best of `shap_repeat` runs, single-threaded; then multi-threaded if asked.
     let mut shap_s = Vec::new();
     let mut shap_par_s = Vec::new();
@@ -170,7 +300,7 @@ fn main() {
     std::fs::write(d.join("gbdt_model.json"), gb.to_shap_dict().to_string()).unwrap();
     let meta = serde_json::json!({
         "n_train": train.len(), "n_test": test.len(), "n_features": x.ncols(),
-        "n_explain": n_explain, "rf": rf_cfg, "gbdt": gb_cfg,
+        "n_explain": n_explain, "rf": rf_cfg, "dt": dt_cfg, "gbdt": gb_cfg,
         "threads": 1, "repeat": repeat, "only_gbdt": only_gbdt, "shap_repeat": shap_repeat,
     });
     std::fs::write(d.join("meta.json"), meta.to_string()).unwrap();
@@ -264,6 +394,40 @@ fn main() {
         f("rf_fit_s"),
         Some((rf_auc, f("rf_auc"))),
     );
+    row(
+        &format!("decision tree depth {} vs sklearn", dt_cfg.max_depth),
+        dt_s,
+        f("dt_fit_s"),
+        Some((dt_auc, f("dt_auc"))),
+    );
+    if let Some((sc_clf, sc_reg, linfa_rf, linfa_dt)) = &crates {
+        row(
+            "forest vs smartcore RandomForestClassifier",
+            rf_s,
+            sc_clf.seconds,
+            Some((rf_auc, sc_clf.auc)),
+        );
+        row(
+            "forest vs smartcore RandomForestRegressor",
+            rf_s,
+            sc_reg.seconds,
+            Some((rf_auc, sc_reg.auc)),
+        );
+        if let Some(l) = linfa_rf {
+            row(
+                &format!("forest vs linfa-ensemble RF, {linfa_trees} trees"),
+                rf_s,
+                l.seconds,
+                Some((rf_auc, l.auc)),
+            );
+        }
+        row(
+            "decision tree vs linfa-trees DecisionTree",
+            dt_s,
+            linfa_dt.seconds,
+            Some((dt_auc, linfa_dt.auc)),
+        );
+    }
     row(&format!("TreeSHAP forest, {n_explain} rows vs shap"), shap_s[0], f("shap_rf_s"), None);
     row(&format!("TreeSHAP gbdt, {n_explain} rows vs shap"), shap_s[1], f("shap_gbdt_s"), None);
     for (i, (name, key)) in [("forest", "shap_rf_s"), ("gbdt", "shap_gbdt_s")].iter().enumerate() {
@@ -276,6 +440,13 @@ fn main() {
          trees; cpus allowed {}",
         cpus_allowed(),
     );
+    if crates.is_some() {
+        println!(
+            "crates: smartcore 0.7, linfa 0.8 (linfa-trees, linfa-ensemble), one fit each, \
+             single-threaded; the smartcore classifier and linfa rows are scored on votes or \
+             classes (neither predicts a probability), the smartcore regressor on its mean"
+        );
+    }
     println!(
         "targets: gbdt time <= 1.5x xgboost ({}), forest faster than sklearn ({}), \
          TreeSHAP faster than shap ({}, {})",
