@@ -19,25 +19,18 @@ import time
 
 import numpy as np
 
+# One conversion of our exported models into shap's form, shared with the TreeSHAP tests.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../../workloads/trees/tests"))
+from shap_reference import shap_model  # noqa: E402
+
 
 def load(d, name, shape):
     return np.fromfile(os.path.join(d, name), dtype="<f8").reshape(shape)
 
 
 def shap_dict(path):
-    m = json.load(open(path))
-    trees = []
-    for t in m["trees"]:
-        trees.append({
-            "children_left": np.array(t["children_left"], dtype=np.int32),
-            "children_right": np.array(t["children_right"], dtype=np.int32),
-            "children_default": np.array(t["children_default"], dtype=np.int32),
-            "features": np.array(t["features"], dtype=np.int32),
-            "thresholds": np.array(t["thresholds"], dtype=np.float64),
-            "values": np.array(t["values"], dtype=np.float64).reshape(-1, 1),
-            "node_sample_weight": np.array(t["node_sample_weight"], dtype=np.float64),
-        })
-    return {"trees": trees, "base_offset": m["base_offset"], "tree_output": m["tree_output"]}
+    with open(path) as f:
+        return shap_model(json.load(f))
 
 
 def main():

@@ -566,18 +566,26 @@ fn print_table(rows: &[ModelRow]) {
     }
 }
 
-/// `shopstream predict`: score sessions with a registered model.
+/// A registered model and the sessions to apply it to (`predict`, `explain`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct PredictArgs {
+pub struct ModelInput {
     /// Registered model name (e.g. gbdt, dp_mlp).
     #[arg(long)]
     pub model: String,
     /// Version (default: the latest).
     #[arg(long)]
     pub version: Option<i64>,
-    /// Sessions to score (JSON lines, original record format).
+    /// Sessions (JSON lines, original record format).
     #[arg(long)]
     pub input: PathBuf,
+}
+
+/// `shopstream predict`: score sessions with a registered model.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PredictArgs {
+    /// The model and the sessions.
+    #[command(flatten)]
+    pub target: ModelInput,
     /// Write JSON lines here (default: stdout).
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -589,15 +597,9 @@ pub struct PredictArgs {
 /// `shopstream explain`: per-session SHAP explanations from a registered model.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExplainArgs {
-    /// Registered model name.
-    #[arg(long)]
-    pub model: String,
-    /// Version (default: the latest).
-    #[arg(long)]
-    pub version: Option<i64>,
-    /// Sessions to explain (JSON lines).
-    #[arg(long)]
-    pub input: PathBuf,
+    /// The model and the sessions.
+    #[command(flatten)]
+    pub target: ModelInput,
     /// Features per session in the output.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -650,8 +652,9 @@ fn encode(stored: &StoredModel, input: &Path) -> anyhow::Result<(Vec<Session>, A
 
 /// Runs `shopstream predict`.
 pub async fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
-    let (entry, stored) = load_registered(&args.mongo, &args.model, args.version).await?;
-    let (sessions, x) = encode(&stored, &args.input)?;
+    let t = &args.target;
+    let (entry, stored) = load_registered(&args.mongo, &t.model, t.version).await?;
+    let (sessions, x) = encode(&stored, &t.input)?;
     let probs = stored.predict(&x)?;
     let mut out = output(&args.output)?;
     for (s, p) in sessions.iter().zip(probs) {
@@ -670,8 +673,9 @@ pub async fn run_explain(args: ExplainArgs) -> anyhow::Result<()> {
     if args.background == 0 || args.nsamples == 0 {
         bail!("--background and --nsamples must be at least 1");
     }
-    let (entry, stored) = load_registered(&args.mongo, &args.model, args.version).await?;
-    let (sessions, x) = encode(&stored, &args.input)?;
+    let t = &args.target;
+    let (entry, stored) = load_registered(&args.mongo, &t.model, t.version).await?;
+    let (sessions, x) = encode(&stored, &t.input)?;
     let (group_names, groups) = feature_groups(stored.encoder.names());
     let n = args.background.min(x.nrows());
     let step = (x.nrows() / n).max(1);

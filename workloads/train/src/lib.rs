@@ -20,7 +20,8 @@ pub mod report;
 mod cli;
 
 pub use cli::{
-    ExplainArgs, MongoArgs, PredictArgs, PrivacyMode, TrainArgs, parse_family, read_similarity,
+    ExplainArgs, ModelInput, MongoArgs, PredictArgs, PrivacyMode, TrainArgs, parse_family,
+    read_similarity,
 };
 
 /// `shopstream train`.

@@ -136,6 +136,18 @@ fn svg(
     Ok(buf)
 }
 
+/// The series legend of a line chart, lower right.
+fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, CT>) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(0x99, 0x99, 0x99))
+        .label_font((FONT, 13))
+        .draw()?;
+    Ok(())
+}
+
 /// ROC curves of all models in one chart: false positive rate against true positive rate, the
 /// chance diagonal dashed grey, private models dashed, the legend giving each model's AUC.
 pub fn roc_svg(models: &[ModelRow]) -> Result<String, ChartError> {
@@ -175,14 +187,7 @@ pub fn roc_svg(models: &[ModelRow]) -> Result<String, ChartError> {
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(0x99, 0x99, 0x99))
-            .label_font((FONT, 13))
-            .draw()?;
-        Ok(())
+        legend(&mut chart)
     })
 }
 
@@ -306,14 +311,7 @@ pub fn curve_svg(points: &[CurvePoint], reference: &[(String, f64)]) -> Result<S
                     });
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(0x99, 0x99, 0x99))
-            .label_font((FONT, 13))
-            .draw()?;
-        Ok(())
+        legend(&mut chart)
     })
 }
 

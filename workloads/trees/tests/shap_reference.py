@@ -10,9 +10,9 @@ import numpy as np
 import shap
 
 
-def main():
-    req = json.load(sys.stdin)
-    m = req["model"]
+def shap_model(m):
+    """shap's dict-of-arrays tree model from TreeEnsemble::to_shap_dict() (also used by
+    bench/trees/reference.py)."""
     trees = []
     for t in m["trees"]:
         trees.append({
@@ -24,7 +24,12 @@ def main():
             "values": np.array(t["values"], dtype=np.float64).reshape(-1, 1),
             "node_sample_weight": np.array(t["node_sample_weight"], dtype=np.float64),
         })
-    model = {"trees": trees, "base_offset": m["base_offset"], "tree_output": m["tree_output"]}
+    return {"trees": trees, "base_offset": m["base_offset"], "tree_output": m["tree_output"]}
+
+
+def main():
+    req = json.load(sys.stdin)
+    model = shap_model(req["model"])
     explainer = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
     rows = np.array(req["rows"], dtype=np.float64)
     values = explainer.shap_values(rows, check_additivity=False)
