@@ -15,28 +15,7 @@ use crate::store::{
 /// Largest `--top-k` accepted.
 pub const MAX_TOP_K: usize = 1000;
 
-/// MongoDB connection options shared by both commands.
-#[derive(Debug, Clone, clap::Args)]
-pub struct MongoArgs {
-    /// MongoDB connection string.
-    #[arg(long, env = contract::env::MONGO_URL)]
-    pub mongo_url: Option<String>,
-    /// MongoDB database.
-    #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
-    pub mongo_db: String,
-    /// Collection of the results.
-    #[arg(long, default_value = SIMILAR_USERS_COLLECTION)]
-    pub collection: String,
-}
-
-impl MongoArgs {
-    async fn database(&self, url: &str) -> anyhow::Result<mongodb::Database> {
-        let client = mongodb::Client::with_uri_str(url)
-            .await
-            .with_context(|| format!("cannot use MongoDB URL {url:?}"))?;
-        Ok(client.database(&self.mongo_db))
-    }
-}
+pub use shopstream_clients::MongoArgs;
 
 /// `shopstream similarity`: computes every user's most similar users and stores them.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,6 +29,9 @@ pub struct SimilarityArgs {
     /// MongoDB options (sessions in, results out).
     #[command(flatten)]
     pub mongo: MongoArgs,
+    /// Collection of the results.
+    #[arg(long, default_value = SIMILAR_USERS_COLLECTION)]
+    pub collection: String,
     /// Do not write the results to MongoDB even when a URL is set.
     #[arg(long)]
     pub no_mongo: bool,
@@ -138,10 +120,7 @@ impl SimilarityArgs {
 pub async fn run_similarity(args: SimilarityArgs) -> anyhow::Result<()> {
     let params = args.validate()?;
     let started = Instant::now();
-    let mongo_db = match &args.mongo.mongo_url {
-        Some(url) => Some(args.mongo.database(url).await?),
-        None => None,
-    };
+    let mongo_db = args.mongo.database().await?;
     let (users, read) = match (&args.input, &mongo_db) {
         (Some(path), _) => store::read_sessions_file(path)?,
         (None, Some(db)) => store::read_sessions_mongo(db, &args.sessions_collection)
@@ -170,8 +149,8 @@ pub async fn run_similarity(args: SimilarityArgs) -> anyhow::Result<()> {
         store::write_results_file(path, &docs)?;
     }
     if let (false, Some(db)) = (args.no_mongo, &mongo_db) {
-        let (written, deleted) = store::write_mongo(db, &args.mongo.collection, &docs).await?;
-        tracing::info!(collection = %args.mongo.collection, written, deleted, "wrote MongoDB");
+        let (written, deleted) = store::write_mongo(db, &args.collection, &docs).await?;
+        tracing::info!(collection = %args.collection, written, deleted, "wrote MongoDB");
     }
     if let (false, Some(url)) = (args.no_es, &args.es_url) {
         let client = store::es_client(url)?;
@@ -208,6 +187,9 @@ pub struct SimilarArgs {
     /// MongoDB options.
     #[command(flatten)]
     pub mongo: MongoArgs,
+    /// Collection of the results.
+    #[arg(long, default_value = SIMILAR_USERS_COLLECTION)]
+    pub collection: String,
     /// Print at most this many users (default: all stored, i.e. the run's top-k).
     #[arg(long)]
     pub top: Option<usize>,
@@ -221,12 +203,9 @@ pub async fn lookup(args: &SimilarArgs) -> anyhow::Result<Option<SimilarUsersDoc
     if args.user.trim().is_empty() {
         bail!("--user must not be empty");
     }
-    match (&args.from, &args.mongo.mongo_url) {
+    match (&args.from, args.mongo.database().await?) {
         (Some(path), _) => Ok(store::find_in_results_file(path, &args.user)?),
-        (None, Some(url)) => {
-            let db = args.mongo.database(url).await?;
-            Ok(store::read_mongo(&db, &args.mongo.collection, &args.user).await?)
-        }
+        (None, Some(db)) => Ok(store::read_mongo(&db, &args.collection, &args.user).await?),
         (None, None) => {
             bail!("no source: pass --from FILE, or set SHOPSTREAM_MONGO_URL (--mongo-url)")
         }

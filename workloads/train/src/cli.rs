@@ -43,30 +43,7 @@ pub fn parse_family(s: &str) -> Result<Family, String> {
     }
 }
 
-/// MongoDB connection settings shared by the three commands.
-#[derive(Debug, Clone, clap::Args)]
-pub struct MongoArgs {
-    /// MongoDB connection string (budget, registry and, without --input, the sessions).
-    #[arg(long, env = contract::env::MONGO_URL)]
-    pub mongo_url: Option<String>,
-    /// MongoDB database.
-    #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
-    pub mongo_db: String,
-}
-
-impl MongoArgs {
-    async fn database(&self) -> anyhow::Result<Option<mongodb::Database>> {
-        match &self.mongo_url {
-            None => Ok(None),
-            Some(url) => {
-                let client = mongodb::Client::with_uri_str(url)
-                    .await
-                    .with_context(|| format!("invalid MongoDB URL {url:?}"))?;
-                Ok(Some(client.database(&self.mongo_db)))
-            }
-        }
-    }
-}
+pub use shopstream_clients::MongoArgs;
 
 /// `shopstream train`: train, evaluate, explain and register the purchase models.
 #[derive(Debug, Clone, clap::Args)]
