@@ -97,9 +97,9 @@ impl Shop {
     }
 
     /// The shipped example, pointed at the test's backends, image and topics: no database
-    /// named (each pipeline gets its own), no Kibana (none can run here), a generator, a
-    /// budget whose delta pays for three private models, schedules that never fire by
-    /// themselves (the test makes Jobs from the CronJobs).
+    /// named (each pipeline gets its own), no Kibana (none can run here), a generator,
+    /// schedules that never fire by themselves (the test makes Jobs from the CronJobs). The
+    /// example's own privacy spec is kept: its training must be able to run as shipped.
     fn resource(&self, image: &str) -> AnalyticsPipeline {
         let mut v: serde_json::Value = serde_norway::from_str(EXAMPLE).expect("example");
         v["metadata"] = serde_json::json!({ "name": "shop", "namespace": self.ns });
@@ -124,8 +124,6 @@ impl Shop {
         s["workloads"]["processor"]["replicas"] = 1.into();
         s["offline"]["similarity"]["schedule"] = "0 0 1 1 *".into();
         s["offline"]["training"]["schedule"] = "0 0 1 1 *".into();
-        s["offline"]["training"]["privacy"] =
-            serde_json::json!({ "totalEpsilon": 10.0, "delta": 0.001, "epsilonPerRun": 3.0 });
         serde_json::from_value(v).expect("an AnalyticsPipeline")
     }
 }
@@ -449,9 +447,19 @@ async fn pipelines_run_in_pods_through_the_operator() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let budget = status.privacy_budget.expect("budget");
-    // one run spends at most epsilonPerRun (the accountant may spend a hair less)
-    assert!(budget.spent_epsilon > 2.9 && budget.spent_epsilon <= 3.0 + 1e-9, "{budget:?}");
-    assert!((budget.remaining_epsilon + budget.spent_epsilon - 10.0).abs() < 1e-9, "{budget:?}");
+    let privacy = a_api.get("shop").await.expect("pipeline").spec.offline.training.privacy;
+    // one run spends at most epsilonPerRun (the accountant may spend a hair less) and exactly
+    // the run's delta
+    let per_run = privacy.epsilon_per_run;
+    assert!(
+        budget.spent_epsilon > 0.9 * per_run && budget.spent_epsilon <= per_run + 1e-9,
+        "{budget:?}"
+    );
+    assert!(
+        (budget.remaining_epsilon + budget.spent_epsilon - privacy.total_epsilon).abs() < 1e-9,
+        "{budget:?}"
+    );
+    assert!((budget.spent_delta - privacy.delta_per_run()).abs() < 1e-15, "{budget:?}");
     for m in &status.models {
         assert!(m.epsilon.is_some(), "a non-private model was registered: {m:?}");
     }

@@ -488,6 +488,19 @@ pub struct PrivacySpec {
     /// Epsilon one training run spends (> 0, at most totalEpsilon).
     #[schemars(range(min = 0.0, max = 1000.0), extend("exclusiveMinimum" = true))]
     pub epsilon_per_run: f64,
+    /// Delta one training run spends, split evenly among its private models (0 < deltaPerRun
+    /// <= delta). Default: the same share of `delta` as `epsilonPerRun` is of `totalEpsilon`,
+    /// so both run out after the same number of runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0), extend("exclusiveMinimum" = true))]
+    pub delta_per_run: Option<f64>,
+}
+
+impl PrivacySpec {
+    /// The delta one run spends: `deltaPerRun`, else `delta * epsilonPerRun / totalEpsilon`.
+    pub fn delta_per_run(&self) -> f64 {
+        self.delta_per_run.unwrap_or(self.delta * self.epsilon_per_run / self.total_epsilon)
+    }
 }
 
 /// Observed state, written by the operator.
@@ -588,8 +601,14 @@ pub struct BudgetStatus {
     pub spent_epsilon: f64,
     /// Epsilon left.
     pub remaining_epsilon: f64,
-    /// Delta.
+    /// Total delta.
     pub delta: f64,
+    /// Delta spent so far.
+    #[serde(default)]
+    pub spent_delta: f64,
+    /// Delta left.
+    #[serde(default)]
+    pub remaining_delta: f64,
 }
 
 impl AnalyticsPipeline {

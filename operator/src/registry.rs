@@ -3,7 +3,7 @@
 //! Contract: collection `model_registry` holds `{ name, version, trainedAt (date), metrics:
 //! { rocAuc, ... }, privacy: { mechanism, epsilon | null, delta | null } }`; collection
 //! `privacy_budget` holds one document per pipeline `{ _id: <pipeline name>, totalEpsilon, delta,
-//! spentEpsilon, entries: [...] }`.
+//! spentEpsilon, spentDelta, entries: [...] }`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -109,26 +109,56 @@ pub fn budget(ledger: Option<&Document>, spec: &PrivacySpec) -> BudgetStatus {
     let total = ledger.and_then(|d| f64_of(d.get("totalEpsilon"))).unwrap_or(spec.total_epsilon);
     let spent = ledger.and_then(|d| f64_of(d.get("spentEpsilon"))).unwrap_or(0.0);
     let delta = ledger.and_then(|d| f64_of(d.get("delta"))).unwrap_or(spec.delta);
+    let spent_delta = ledger.and_then(|d| f64_of(d.get("spentDelta"))).unwrap_or(0.0);
     BudgetStatus {
         total_epsilon: total,
         spent_epsilon: spent,
         remaining_epsilon: (total - spent).max(0.0),
         delta,
+        spent_delta,
+        remaining_delta: (delta - spent_delta).max(0.0),
     }
 }
 
-/// Whether another training run fits: `Some(message)` saying why not, `None` when it fits.
+/// `x` in scientific notation with at most four significant digits (`3e-4`, `1.235e-5`).
+fn sci(x: f64) -> String {
+    let s = format!("{x:.3e}");
+    match s.split_once('e') {
+        Some((m, e)) if m.contains('.') => {
+            format!("{}e{e}", m.trim_end_matches('0').trim_end_matches('.'))
+        }
+        _ => s,
+    }
+}
+
+/// Relative slack when comparing what is left with what a run costs (as the ledger does).
+const TOLERANCE: f64 = 1e-9;
+
+/// Whether another training run fits: `Some(message)` naming what ran out (epsilon, delta or
+/// both), `None` when it fits.
 pub fn exhausted(budget: &BudgetStatus, spec: &PrivacySpec) -> Option<String> {
-    (budget.remaining_epsilon < spec.epsilon_per_run).then(|| {
-        format!(
-            "remaining epsilon {:.4} (total {:.4}, spent {:.4}) is less than epsilonPerRun {:.4}; \
-             the training CronJob is suspended",
+    let short = |left: f64, need: f64, total: f64| left < need - TOLERANCE * total.max(need);
+    let mut out = Vec::new();
+    if short(budget.remaining_epsilon, spec.epsilon_per_run, budget.total_epsilon) {
+        out.push(format!(
+            "remaining epsilon {:.4} (total {:.4}, spent {:.4}) is less than epsilonPerRun {:.4}",
             budget.remaining_epsilon,
             budget.total_epsilon,
             budget.spent_epsilon,
             spec.epsilon_per_run
-        )
-    })
+        ));
+    }
+    let delta_per_run = spec.delta_per_run();
+    if short(budget.remaining_delta, delta_per_run, budget.delta) {
+        out.push(format!(
+            "remaining delta {} (total {}, spent {}) is less than deltaPerRun {}",
+            sci(budget.remaining_delta),
+            sci(budget.delta),
+            sci(budget.spent_delta),
+            sci(delta_per_run)
+        ));
+    }
+    (!out.is_empty()).then(|| format!("{}; the training CronJob is suspended", out.join(", and ")))
 }
 
 impl RegistryReader {

@@ -16,9 +16,9 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, Statef
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretKeySelector, Service, ServiceAccount, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -266,6 +266,14 @@ fn env_var(e: contract::EnvEntry) -> EnvVar {
             }),
             ..Default::default()
         },
+        EnvValue::PodField(path) => EnvVar {
+            name: e.name.to_string(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector { field_path: path, api_version: None }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
     }
 }
 
@@ -365,6 +373,7 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
         total_epsilon: tr.privacy.total_epsilon,
         delta: tr.privacy.delta,
         epsilon_per_run: tr.privacy.epsilon_per_run,
+        delta_per_run: tr.privacy.delta_per_run(),
     }));
     out
 }

@@ -30,6 +30,17 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
             ),
         });
     }
+    if let Some(d) = p.delta_per_run
+        && d > p.delta
+    {
+        out.push(Problem {
+            field: "spec.offline.training.privacy.deltaPerRun".into(),
+            message: format!(
+                "deltaPerRun {d:e} exceeds delta {:e}: not even one training run fits the budget",
+                p.delta
+            ),
+        });
+    }
     let topics = spec.kafka.topics.all();
     for (i, (role, t)) in topics.iter().enumerate() {
         if let Some((other, _)) = topics[..i].iter().find(|(_, o)| o.name == t.name) {

@@ -8,6 +8,8 @@
 //! without touching the whole test process, so each `NAME=value` is handed to the parser as the
 //! `--flag value` that declares `env = NAME`: the same argument, the same value parser.
 
+#![allow(clippy::unwrap_used)] // A test: failing loudly is the point.
+
 use std::ffi::OsStr;
 
 use clap::{CommandFactory, Parser};
@@ -93,11 +95,12 @@ fn parse(key: &str, c: &Container) -> Cli {
         let long = arg.get_long().unwrap_or_else(|| panic!("{key}: {} has no --flag", e.name));
         let value = match (e.value, e.value_from) {
             (Some(v), None) => v,
-            (None, Some(from)) => {
-                let r = from.secret_key_ref.expect("only secretKeyRef is rendered");
-                // what the kubelet would put there: the Secret's value
-                format!("secret-{}-{}", r.name, r.key)
-            }
+            (None, Some(from)) => match (from.secret_key_ref, from.field_ref) {
+                // what the kubelet would put there: the Secret's value, the pod's field
+                (Some(r), None) => format!("secret-{}-{}", r.name, r.key),
+                (None, Some(f)) => format!("field-{}", f.field_path),
+                other => panic!("{key}: {} is neither a secret nor a pod field: {other:?}", e.name),
+            },
             other => {
                 panic!("{key}: {} has neither or both of value and valueFrom: {other:?}", e.name)
             }
@@ -241,4 +244,126 @@ fn the_operator_reads_where_the_workloads_write() {
     let Command::Train(a) = train.command else { panic!("not train") };
     assert_eq!(a.mongo.mongo_db, p.database());
     assert_eq!(a.pipeline, p.id().key());
+}
+
+/// The training CronJob's container as the operator renders it for `p`, parsed.
+fn rendered_train(p: &AnalyticsPipeline) -> shopstream_train::TrainArgs {
+    let name = format!("CronJob/{}-train", p.name_or_empty());
+    let train = containers(p)
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .map(|(k, c)| parse(&k, &c))
+        .expect("train CronJob");
+    let Command::Train(a) = train.command else { panic!("not train") };
+    a
+}
+
+/// What the registry and the budget look like to the operator (its own read path).
+async fn operator_view(
+    url: &str,
+    p: &AnalyticsPipeline,
+    db: &str,
+) -> shopstream_operator::registry::RegistryView {
+    let privacy = &p.spec.offline.training.privacy;
+    shopstream_operator::registry::RegistryReader::default()
+        .read(url, db, &p.id().key(), privacy)
+        .await
+        .expect("the operator reads the registry")
+}
+
+/// The example resource's training, run for real: the environment the operator renders (models,
+/// privacy mode, budget totals, per-run epsilon and delta, pipeline key, run id from the Job),
+/// with only the MongoDB endpoint and database pointed at the local stack. It trains, registers
+/// only private models, and the budget the operator reports falls by exactly what the ledger
+/// charged; a retry of the same Job pays nothing; a budget whose delta cannot pay for a run is
+/// reported as exhausted, naming delta.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_training_job_trains_private_models_and_pays_once() {
+    use mongodb::bson::{Document, doc};
+    let url = shopstream_test_support::env("SHOPSTREAM_MONGO_URL");
+    let p = pipeline("{}");
+    let mut args = rendered_train(&p);
+    assert_eq!(args.run_id.as_deref(), Some("field-metadata.labels['controller-uid']"));
+    let db_name = shopstream_test_support::unique("contract_train").replace('-', "_");
+    args.mongo.mongo_url = Some(url.clone());
+    args.mongo.mongo_db = db_name.clone();
+    args.run_id = Some("job-uid-1".into()); // what the kubelet puts there for this Job
+
+    // The sink's documents for a few thousand sessions.
+    let client = mongodb::Client::with_uri_str(&url).await.unwrap();
+    let db = client.database(&db_name);
+    let key = shopstream_pseudonym::Pseudonymizer::new(&[9u8; 32]).unwrap();
+    let config =
+        shopstream_generator::GeneratorConfig { seed: 5, users: 300, ..Default::default() };
+    let docs: Vec<Document> = shopstream_generator::Generator::new(config)
+        .unwrap()
+        .take(2400)
+        .map(|g| {
+            let d = shopstream_sink::document::flatten(&g.session, &key);
+            shopstream_sink::document::to_bson(&d).unwrap()
+        })
+        .collect();
+    db.collection::<Document>("user_sessions").insert_many(docs).await.unwrap();
+
+    let before = operator_view(&url, &p, &db_name).await.budget;
+    assert_eq!((before.spent_epsilon, before.spent_delta), (0.0, 0.0));
+    shopstream::run(shopstream::Cli { command: Command::Train(args.clone()) }).await.unwrap();
+
+    // Only private models, each once.
+    let view = operator_view(&url, &p, &db_name).await;
+    let mut names: Vec<&str> = view.models.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["dp_gbdt", "dp_mlp", "dp_random_forest"]);
+    assert!(view.models.iter().all(|m| m.epsilon.is_some_and(|e| e > 0.0)), "{:?}", view.models);
+
+    // The status's budget fell by exactly what the ledger charged for this run.
+    let ledger = db
+        .collection::<Document>("privacy_budget")
+        .find_one(doc! { "_id": p.id().key() })
+        .await
+        .unwrap()
+        .expect("a ledger");
+    let entries = ledger.get_array("entries").unwrap();
+    assert_eq!(entries.len(), 3, "one entry per private model");
+    let (mut eps, mut delta) = (0.0, 0.0);
+    for e in entries {
+        let e = e.as_document().unwrap();
+        assert_eq!(e.get_str("runId").unwrap(), "job-uid-1");
+        eps += e.get_f64("epsilon").unwrap();
+        delta += e.get_f64("delta").unwrap();
+    }
+    let privacy = &p.spec.offline.training.privacy;
+    assert!(eps <= privacy.epsilon_per_run + 1e-9 && eps > 0.9 * privacy.epsilon_per_run, "{eps}");
+    assert!((delta - privacy.delta_per_run()).abs() < 1e-18, "{delta}");
+    assert_eq!(view.budget.spent_epsilon - before.spent_epsilon, eps);
+    assert_eq!(view.budget.spent_delta - before.spent_delta, delta);
+    assert_eq!(view.budget.remaining_delta, privacy.delta - delta);
+
+    // The Job's retry (same uid) trains again but pays nothing.
+    shopstream::run(shopstream::Cli { command: Command::Train(args.clone()) }).await.unwrap();
+    let again = operator_view(&url, &p, &db_name).await.budget;
+    assert_eq!(again, view.budget, "a retried Job does not pay twice");
+
+    // A spec whose delta pays for fewer runs than its epsilon: after this run, delta is what
+    // ran out, and the status says so.
+    let tight =
+        pipeline("spec: { offline: { training: { privacy: { deltaPerRun: 0.0000095 } } } }");
+    let tight_budget =
+        shopstream_operator::registry::budget(Some(&ledger), &tight.spec.offline.training.privacy);
+    let why = shopstream_operator::registry::exhausted(
+        &tight_budget,
+        &tight.spec.offline.training.privacy,
+    )
+    .expect("delta cannot pay for another run");
+    assert!(why.contains("deltaPerRun") && !why.contains("epsilonPerRun"), "{why}");
+    // ... and `shopstream train` with that spec's environment refuses before reading data.
+    let mut tight_args = rendered_train(&tight);
+    tight_args.mongo.mongo_url = Some(url.clone());
+    tight_args.mongo.mongo_db = db_name.clone();
+    tight_args.run_id = Some("job-uid-2".into());
+    let err = shopstream::run(shopstream::Cli { command: Command::Train(tight_args) })
+        .await
+        .expect_err("the budget's delta cannot pay");
+    assert!(format!("{err:#}").contains("exhausted"), "{err:#}");
+    db.drop().await.unwrap();
 }

@@ -12,7 +12,7 @@ const NOW: &str = "2026-12-05T10:00:00Z";
 const LATER: &str = "2026-12-05T10:05:00Z";
 
 fn privacy() -> PrivacySpec {
-    PrivacySpec { total_epsilon: 10.0, delta: 1e-3, epsilon_per_run: 3.0 }
+    PrivacySpec { total_epsilon: 10.0, delta: 1e-3, epsilon_per_run: 3.0, delta_per_run: None }
 }
 
 fn deployment(name: &str, replicas: i32, ready: i32) -> WorkloadStatus {
@@ -159,6 +159,8 @@ fn an_exhausted_budget_suspends_training_but_does_not_make_the_pipeline_unready(
         spent_epsilon: 9.0,
         remaining_epsilon: 1.0,
         delta: 1e-3,
+        spent_delta: 2.7e-4,
+        remaining_delta: 7.3e-4,
     };
     let mut g = healthy();
     g.registry = RegistryRead::Read(RegistryView {
@@ -173,6 +175,37 @@ fn an_exhausted_budget_suspends_training_but_does_not_make_the_pipeline_unready(
     assert_eq!(cond(&s, "Ready").0, "True");
     assert_eq!(s.models.len(), 1);
     assert_eq!(s.privacy_budget, Some(spent));
+    let message = cond(&s, "PrivacyBudgetExhausted").2;
+    assert!(message.contains("remaining epsilon") && !message.contains("delta"), "{message}");
+}
+
+#[test]
+fn a_budget_whose_delta_cannot_pay_for_a_run_says_delta() {
+    // Epsilon for three more runs, delta for less than one (deltaPerRun = 1e-3 * 3 / 10).
+    let spent = BudgetStatus {
+        total_epsilon: 10.0,
+        spent_epsilon: 1.0,
+        remaining_epsilon: 9.0,
+        delta: 1e-3,
+        spent_delta: 8e-4,
+        remaining_delta: 2e-4,
+    };
+    let mut g = healthy();
+    g.registry = RegistryRead::Read(RegistryView { models: vec![], budget: spent });
+    g.budget = status::budget(&g.registry, None, &privacy());
+    let s = status::decide(&Default::default(), &g, &privacy(), Some(1), NOW);
+    let (state, _, message) = cond(&s, "PrivacyBudgetExhausted");
+    assert_eq!(state, "True");
+    assert!(
+        message.contains("remaining delta 2e-4") && message.contains("deltaPerRun 3e-4"),
+        "{message}"
+    );
+    assert!(!message.contains("remaining epsilon"), "{message}");
+    // With an explicit deltaPerRun that fits, the same budget pays for the next run.
+    let roomy = PrivacySpec { delta_per_run: Some(1e-4), ..privacy() };
+    g.budget = status::budget(&g.registry, None, &roomy);
+    let s = status::decide(&Default::default(), &g, &roomy, Some(1), NOW);
+    assert_eq!(cond(&s, "PrivacyBudgetExhausted").0, "False");
 }
 
 #[test]

@@ -88,6 +88,11 @@ pub mod env {
     pub const PRIVACY_DELTA: &str = "SHOPSTREAM_PRIVACY_DELTA";
     /// Training: epsilon one run spends.
     pub const PRIVACY_EPSILON_PER_RUN: &str = "SHOPSTREAM_PRIVACY_EPSILON_PER_RUN";
+    /// Training: delta one run spends (split evenly among its private models).
+    pub const PRIVACY_DELTA_PER_RUN: &str = "SHOPSTREAM_PRIVACY_DELTA_PER_RUN";
+    /// Training: the identity of the run, the same for every retry of one Job (the budget
+    /// charges a run once).
+    pub const RUN_ID: &str = "SHOPSTREAM_RUN_ID";
     /// Log filter (tracing's `RUST_LOG`).
     pub const RUST_LOG: &str = "RUST_LOG";
 }
@@ -270,6 +275,8 @@ pub enum EnvValue {
         /// Key in the Secret.
         key: String,
     },
+    /// `fieldRef`: a field of the pod itself (downward API), by its path.
+    PodField(String),
 }
 
 /// One variable of a container's environment.
@@ -435,7 +442,13 @@ pub struct TrainConfig {
     pub delta: f64,
     /// Epsilon per run.
     pub epsilon_per_run: f64,
+    /// Delta per run.
+    pub delta_per_run: f64,
 }
+
+/// The pod label that carries the uid of the Job a pod belongs to: the same for every retry
+/// of the Job, different for every Job a CronJob creates.
+pub const JOB_UID_LABEL: &str = "controller-uid";
 
 /// The configuration of one workload container.
 #[derive(Debug, Clone, PartialEq)]
@@ -557,6 +570,11 @@ impl WorkloadConfig {
                 out.push(plain(env::PRIVACY_TOTAL_EPSILON, c.total_epsilon));
                 out.push(plain(env::PRIVACY_DELTA, c.delta));
                 out.push(plain(env::PRIVACY_EPSILON_PER_RUN, c.epsilon_per_run));
+                out.push(plain(env::PRIVACY_DELTA_PER_RUN, c.delta_per_run));
+                out.push(EnvEntry {
+                    name: env::RUN_ID,
+                    value: EnvValue::PodField(format!("metadata.labels['{JOB_UID_LABEL}']")),
+                });
             }
         }
         out
@@ -633,6 +651,7 @@ mod tests {
             total_epsilon: 10.0,
             delta: 1e-5,
             epsilon_per_run: 1.0,
+            delta_per_run: 1e-6,
         });
         let names = |c: &WorkloadConfig| -> Vec<&str> {
             c.env(&common).into_iter().map(|e| e.name).collect()

@@ -13,6 +13,10 @@
 //! the totals pinned to the values the check was made against), so concurrent runs can never
 //! overspend: the loser's filter no longer matches, it re-reads and is refused if the
 //! remaining budget is too small.
+//!
+//! A charge made for a run (`runId`, e.g. the Kubernetes Job's uid, the same for every retry
+//! of the Job) is made once: the filter also requires that no entry carries that `runId`, and
+//! a retry finds its entries and pays nothing ([`Charge::already_paid`]).
 
 use mongodb::{
     Collection, Database,
@@ -49,6 +53,9 @@ pub struct LedgerEntry {
     /// Registered model version, when the release is a model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
+    /// The run that paid (one charge per run, whatever its retries).
+    #[serde(default, rename = "runId", skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
 /// The stored document (field names as the operator reads them).
@@ -96,6 +103,15 @@ pub struct SpendRequest {
     pub model: Option<String>,
     /// Model version, if any.
     pub version: Option<i64>,
+}
+
+/// The outcome of a charge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Charge {
+    /// The budget after the charge.
+    pub doc: BudgetDoc,
+    /// The run had already paid (a retry): nothing was charged this time.
+    pub already_paid: bool,
 }
 
 /// Access to the `privacy_budget` collection.
@@ -177,17 +193,21 @@ impl BudgetStore {
         pipeline: &str,
         req: &SpendRequest,
     ) -> Result<BudgetDoc, PrivacyError> {
-        self.spend_all(pipeline, std::slice::from_ref(req)).await
+        Ok(self.spend_all(pipeline, std::slice::from_ref(req), None).await?.doc)
     }
 
     /// Charges several releases at once, all or nothing: their summed cost (basic composition)
     /// must fit in what is left, and every one is recorded as its own entry. A training run
     /// uses this to pay for all its private models before it reads any data.
+    ///
+    /// With a `run_id`, the charge is made once per run: if entries of that run are already in
+    /// the ledger (a retried Job), nothing is charged and [`Charge::already_paid`] is set.
     pub async fn spend_all(
         &self,
         pipeline: &str,
         reqs: &[SpendRequest],
-    ) -> Result<BudgetDoc, PrivacyError> {
+        run_id: Option<&str>,
+    ) -> Result<Charge, PrivacyError> {
         let costs = reqs
             .iter()
             .map(|r| Cost::new(r.cost.epsilon, r.cost.delta))
@@ -199,6 +219,12 @@ impl BudgetStore {
                 .get(pipeline)
                 .await?
                 .ok_or_else(|| PrivacyError::NoBudget(pipeline.to_string()))?;
+            if let Some(run) = run_id
+                && current.entries.iter().any(|e| e.run_id.as_deref() == Some(run))
+            {
+                tracing::info!(pipeline, run, "this run has already paid; nothing charged");
+                return Ok(Charge { doc: current, already_paid: true });
+            }
             let budget = current.budget();
             budget.check(pipeline, &what, cost)?;
             let now = bson::DateTime::now();
@@ -212,6 +238,7 @@ impl BudgetStore {
                     delta: c.delta,
                     model: req.model.clone(),
                     version: req.version,
+                    run_id: run_id.map(str::to_string),
                 };
                 entries
                     .push(bson::to_bson(&entry).map_err(|e| PrivacyError::Encode(e.to_string()))?);
@@ -219,12 +246,18 @@ impl BudgetStore {
             let updated = self
                 .coll
                 .find_one_and_update(
-                    doc! {
-                        "_id": pipeline,
-                        "totalEpsilon": current.total_epsilon,
-                        "delta": current.delta,
-                        "spentEpsilon": { "$lte": budget.max_spent_epsilon_for(cost) },
-                        "spentDelta": { "$lte": budget.max_spent_delta_for(cost) },
+                    {
+                        let mut filter = doc! {
+                            "_id": pipeline,
+                            "totalEpsilon": current.total_epsilon,
+                            "delta": current.delta,
+                            "spentEpsilon": { "$lte": budget.max_spent_epsilon_for(cost) },
+                            "spentDelta": { "$lte": budget.max_spent_delta_for(cost) },
+                        };
+                        if let Some(run) = run_id {
+                            filter.insert("entries.runId", doc! { "$ne": run });
+                        }
+                        filter
                     },
                     doc! {
                         "$inc": { "spentEpsilon": cost.epsilon, "spentDelta": cost.delta },
@@ -243,7 +276,7 @@ impl BudgetStore {
                     total_epsilon = doc.total_epsilon,
                     "privacy budget charged"
                 );
-                return Ok(doc);
+                return Ok(Charge { doc, already_paid: false });
             }
             // Another writer got there first (or the totals changed): re-read and re-check.
         }

@@ -117,15 +117,48 @@ async fn a_run_pays_for_all_its_releases_or_none() {
     let store = BudgetStore::new(&db);
     store.ensure("multi", 2.0, 1e-4).await.unwrap();
     let run = [req("train mlp-dp", 1.0, 1e-5), req("train gbdt-dp", 0.75, 0.0)];
-    let doc = store.spend_all("multi", &run).await.unwrap();
+    let doc = store.spend_all("multi", &run, None).await.unwrap().doc;
     assert_eq!(doc.spent_epsilon, 1.75);
     assert_eq!(doc.entries.len(), 2);
     assert_eq!(doc.entries[1].what, "train gbdt-dp");
     // The next run needs 1.75 again but only 0.25 is left: nothing of it is charged.
-    let err = store.spend_all("multi", &run).await.unwrap_err();
+    let err = store.spend_all("multi", &run, None).await.unwrap_err();
     assert!(matches!(err, PrivacyError::BudgetExceeded { .. }), "{err}");
     let after = store.get("multi").await.unwrap().unwrap();
     assert_eq!(after.spent_epsilon, 1.75);
     assert_eq!(after.entries.len(), 2);
+    db.drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_run_pays_once_whatever_its_retries() {
+    let (_c, db) = test_db().await;
+    let store = BudgetStore::new(&db);
+    store.ensure("retried", 10.0, 1e-4).await.unwrap();
+    let run = [req("train mlp-dp", 1.0, 1e-5), req("train gbdt-dp", 1.0, 1e-5)];
+    let first = store.spend_all("retried", &run, Some("job-uid-1")).await.unwrap();
+    assert!(!first.already_paid);
+    assert_eq!((first.doc.spent_epsilon, first.doc.spent_delta), (2.0, 2e-5));
+    assert!(first.doc.entries.iter().all(|e| e.run_id.as_deref() == Some("job-uid-1")));
+    // The Job's retry: the same run id pays nothing and says so.
+    let retry = store.spend_all("retried", &run, Some("job-uid-1")).await.unwrap();
+    assert!(retry.already_paid);
+    assert_eq!((retry.doc.spent_epsilon, retry.doc.spent_delta), (2.0, 2e-5));
+    assert_eq!(retry.doc.entries.len(), 2);
+    // The next scheduled run is another Job: it pays.
+    let next = store.spend_all("retried", &run, Some("job-uid-2")).await.unwrap();
+    assert!(!next.already_paid);
+    assert_eq!(next.doc.spent_epsilon, 4.0);
+    assert_eq!(next.doc.entries.len(), 4);
+    // Two attempts of one run racing: exactly one pays.
+    let (a, b) = tokio::join!(
+        store.spend_all("retried", &run, Some("job-uid-3")),
+        store.spend_all("retried", &run, Some("job-uid-3"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.already_paid != b.already_paid, "exactly one of the two attempts pays");
+    let after = store.get("retried").await.unwrap().unwrap();
+    assert_eq!(after.spent_epsilon, 6.0);
+    assert_eq!(after.entries.len(), 6);
     db.drop().await.unwrap();
 }

@@ -82,9 +82,15 @@ pub struct TrainArgs {
     /// Total delta of the pipeline's budget (over all runs).
     #[arg(long, env = contract::env::PRIVACY_DELTA, default_value_t = 1e-3)]
     pub total_delta: f64,
-    /// Delta of each private model.
-    #[arg(long, env = "SHOPSTREAM_DP_DELTA", default_value_t = 1e-5)]
-    pub dp_delta: f64,
+    /// Delta one run spends, split evenly among its private production models (default: the
+    /// same share of --total-delta as --epsilon-per-run is of --total-epsilon, so both run out
+    /// after the same number of runs).
+    #[arg(long, env = contract::env::PRIVACY_DELTA_PER_RUN)]
+    pub delta_per_run: Option<f64>,
+    /// The run's identity for the budget: a run is charged once, however often it is retried
+    /// (the operator passes the Job's uid). Empty or absent: every invocation is its own run.
+    #[arg(long, env = contract::env::RUN_ID)]
+    pub run_id: Option<String>,
     /// DP-SGD Poisson sampling rate.
     #[arg(long, default_value_t = 0.01)]
     pub dp_sampling_rate: f64,
@@ -137,10 +143,26 @@ impl TrainArgs {
                 bail!("{flag} must be a positive number, got {v}");
             }
         }
-        for (flag, v) in [("--total-delta", self.total_delta), ("--dp-delta", self.dp_delta)] {
+        for (flag, v) in
+            [("--total-delta", self.total_delta), ("--delta-per-run", self.delta_per_run())]
+        {
             if !(v > 0.0 && v < 1.0) {
                 bail!("{flag} must be in (0, 1), got {v}");
             }
+        }
+        if self.epsilon_per_run > self.total_epsilon {
+            bail!(
+                "--epsilon-per-run {} exceeds --total-epsilon {}: no run fits the budget",
+                self.epsilon_per_run,
+                self.total_epsilon
+            );
+        }
+        if self.delta_per_run() > self.total_delta {
+            bail!(
+                "--delta-per-run {:e} exceeds --total-delta {:e}: no run fits the budget",
+                self.delta_per_run(),
+                self.total_delta
+            );
         }
         if !(self.dp_sampling_rate > 0.0 && self.dp_sampling_rate <= 1.0) {
             bail!("--dp-sampling-rate must be in (0, 1], got {}", self.dp_sampling_rate);
@@ -158,6 +180,16 @@ impl TrainArgs {
             bail!("no sessions: give --input FILE.jsonl or --mongo-url (SHOPSTREAM_MONGO_URL)");
         }
         Ok(())
+    }
+
+    /// The delta one run spends (see `--delta-per-run`).
+    pub fn delta_per_run(&self) -> f64 {
+        self.delta_per_run.unwrap_or(self.total_delta * self.epsilon_per_run / self.total_epsilon)
+    }
+
+    /// The run id, if one was given (an empty value counts as none).
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref().map(str::trim).filter(|r| !r.is_empty())
     }
 
     fn hyper(&self) -> Hyper {
@@ -187,6 +219,8 @@ impl TrainArgs {
         let private = matches!(self.privacy, PrivacyMode::Both | PrivacyMode::Private);
         let private_families: Vec<Family> =
             families.iter().copied().filter(|f| private && f.has_private_variant()).collect();
+        // The run's delta, split evenly among its private production models.
+        let model_delta = self.delta_per_run() / private_families.len().max(1) as f64;
         let mut jobs = Vec::new();
         for &f in &families {
             if plain {
@@ -194,7 +228,7 @@ impl TrainArgs {
             }
             if private_families.contains(&f) {
                 let eps = self.epsilon_per_run / private_families.len() as f64;
-                jobs.push(Job::private(f, eps, self.dp_delta, &hyper)?);
+                jobs.push(Job::private(f, eps, model_delta, &hyper)?);
             }
         }
         if plain && !self.no_baseline && !families.contains(&Family::LogisticRegression) {
@@ -203,7 +237,7 @@ impl TrainArgs {
         if private {
             for &f in &private_families {
                 for &e in &self.curve_epsilons {
-                    let mut j = Job::private(f, e, self.dp_delta, &hyper)?;
+                    let mut j = Job::private(f, e, model_delta, &hyper)?;
                     j.curve_point = true;
                     jobs.push(j);
                 }
@@ -314,8 +348,14 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         Some(db) => {
             let store = BudgetStore::new(db);
             let doc = store.ensure(&args.pipeline, args.total_epsilon, args.total_delta).await?;
+            let paid = args
+                .run_id()
+                .is_some_and(|run| doc.entries.iter().any(|e| e.run_id.as_deref() == Some(run)));
             // Refuse early (nothing allocated) when it cannot fit; spend_all re-checks atomically.
-            doc.budget().check(&args.pipeline, "this training run", run_cost)?;
+            // A retry of a run that has paid is not refused (it pays nothing).
+            if !paid {
+                doc.budget().check(&args.pipeline, "this training run", run_cost)?;
+            }
             Ledger::Mongo(store)
         }
         None => {
@@ -339,17 +379,30 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     if !requests.is_empty() {
         match &mut ledger {
             Ledger::Mongo(store) => {
-                let doc = store.spend_all(&args.pipeline, &requests).await?;
-                println!(
-                    "privacy budget '{}': charged epsilon {:.4}, delta {:e}; spent {:.4} of {} (delta {:e} of {:e})",
-                    args.pipeline,
-                    run_cost.epsilon,
-                    run_cost.delta,
-                    doc.spent_epsilon,
-                    doc.total_epsilon,
-                    doc.spent_delta,
-                    doc.delta
-                );
+                let charge = store.spend_all(&args.pipeline, &requests, args.run_id()).await?;
+                let doc = charge.doc;
+                if charge.already_paid {
+                    println!(
+                        "privacy budget '{}': run {} has already paid; nothing charged (spent {:.4} of {}, delta {:e} of {:e})",
+                        args.pipeline,
+                        args.run_id().unwrap_or_default(),
+                        doc.spent_epsilon,
+                        doc.total_epsilon,
+                        doc.spent_delta,
+                        doc.delta
+                    );
+                } else {
+                    println!(
+                        "privacy budget '{}': charged epsilon {:.4}, delta {:e}; spent {:.4} of {} (delta {:e} of {:e})",
+                        args.pipeline,
+                        run_cost.epsilon,
+                        run_cost.delta,
+                        doc.spent_epsilon,
+                        doc.total_epsilon,
+                        doc.spent_delta,
+                        doc.delta
+                    );
+                }
             }
             Ledger::Memory(b) => b.spend(&args.pipeline, "this training run", run_cost)?,
         }
@@ -717,9 +770,12 @@ mod tests {
         let total = Cost::sum(reqs.iter().map(|r| r.cost));
         // Production models: 3 x 1.0; curve: 3 x (0.5 + 2).
         assert!((total.epsilon - 10.5).abs() < 0.01, "{}", total.epsilon);
-        // Every private model spends --dp-delta (default 1e-5).
-        assert!(reqs.iter().all(|r| r.cost.delta == 1e-5), "{reqs:?}");
-        assert!((total.delta - 9e-5).abs() < 1e-12, "{total:?}");
+        // The run's delta (default: --total-delta 1e-3 x 3 / 30 = 1e-4) split over its three
+        // private models; each curve point spends a model's share too.
+        assert!(reqs.iter().all(|r| (r.cost.delta - 1e-4 / 3.0).abs() < 1e-18), "{reqs:?}");
+        assert!((total.delta - 3e-4).abs() < 1e-12, "{total:?}");
+        let production: f64 = reqs.iter().filter(|r| r.model.is_some()).map(|r| r.cost.delta).sum();
+        assert!((production - t.a.delta_per_run()).abs() < 1e-18);
     }
 
     #[test]
