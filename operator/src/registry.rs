@@ -1,24 +1,25 @@
 //! Model registry and privacy ledger, read from MongoDB (written by the offline jobs).
 //!
-//! Contract: collection `model_registry` holds `{ name, version, trainedAt (date), metrics:
-//! { rocAuc, ... }, privacy: { mechanism, epsilon | null, delta | null } }`; collection
-//! `privacy_budget` holds one document per pipeline `{ _id: <pipeline name>, totalEpsilon, delta,
-//! spentEpsilon, spentDelta, entries: [...] }`.
+//! The documents have one Rust type each, shared with their writers: a registry document is
+//! read as [`shopstream_registry::ModelSummary`] (the fields the status needs), a ledger as
+//! [`shopstream_privacy::BudgetDoc`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
+use shopstream_privacy::BudgetDoc;
+use shopstream_registry::ModelSummary;
 use tokio::sync::Mutex;
 
 use crate::crd::{BudgetStatus, ModelStatus, PrivacySpec};
 
 /// Collection of registered models.
-pub const MODEL_REGISTRY: &str = "model_registry";
+pub const MODEL_REGISTRY: &str = shopstream_registry::COLLECTION;
 /// Collection of privacy ledgers.
-pub const PRIVACY_BUDGET: &str = "privacy_budget";
+pub const PRIVACY_BUDGET: &str = shopstream_privacy::store::COLLECTION;
 /// At most this many registry documents are read per reconcile.
 const MAX_REGISTRY_DOCS: i64 = 5000;
 
@@ -51,65 +52,52 @@ pub struct RegistryReader {
     clients: Mutex<HashMap<String, mongodb::Client>>,
 }
 
-fn f64_of(b: Option<&Bson>) -> Option<f64> {
-    match b? {
-        Bson::Double(v) => Some(*v),
-        Bson::Int32(v) => Some(f64::from(*v)),
-        Bson::Int64(v) => Some(*v as f64),
-        _ => None,
-    }
+/// The registry documents as [`ModelSummary`]s. A document this version cannot read (another
+/// writer, an older shape) is skipped with a warning, not fatal for the whole status.
+pub fn summaries(docs: Vec<Document>) -> Vec<ModelSummary> {
+    docs.into_iter()
+        .filter_map(|d| match mongodb::bson::from_document::<ModelSummary>(d) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping a registry document of another shape");
+                None
+            }
+        })
+        .collect()
 }
 
-fn i64_of(b: Option<&Bson>) -> Option<i64> {
-    match b? {
-        Bson::Int32(v) => Some(i64::from(*v)),
-        Bson::Int64(v) => Some(*v),
-        Bson::Double(v) if v.fract() == 0.0 => Some(*v as i64),
-        _ => None,
-    }
-}
-
-/// The latest version of each model (documents without a name or version are skipped).
-pub fn latest_models(docs: &[Document]) -> Vec<ModelStatus> {
-    let mut best: HashMap<String, ModelStatus> = HashMap::new();
+/// The latest version of each model.
+pub fn latest_models(docs: &[ModelSummary]) -> Vec<ModelStatus> {
+    let mut best: HashMap<&str, &ModelSummary> = HashMap::new();
     for d in docs {
-        let (Ok(name), Some(version)) = (d.get_str("name"), i64_of(d.get("version"))) else {
-            continue;
-        };
-        if best.get(name).is_some_and(|m| m.version >= version) {
+        if best.get(d.name.as_str()).is_some_and(|m| m.version >= d.version) {
             continue;
         }
-        let trained_at = match d.get("trainedAt") {
-            Some(Bson::DateTime(t)) => {
-                t.try_to_rfc3339_string().unwrap_or_else(|_| t.timestamp_millis().to_string())
-            }
-            Some(Bson::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let metrics = d.get_document("metrics").ok();
-        let privacy = d.get_document("privacy").ok();
-        best.insert(
-            name.to_string(),
-            ModelStatus {
-                name: name.to_string(),
-                version,
-                roc_auc: metrics.and_then(|m| f64_of(m.get("rocAuc"))),
-                epsilon: privacy.and_then(|p| f64_of(p.get("epsilon"))),
-                trained_at,
-            },
-        );
+        best.insert(&d.name, d);
     }
-    let mut out: Vec<ModelStatus> = best.into_values().collect();
+    let mut out: Vec<ModelStatus> = best
+        .into_values()
+        .map(|d| ModelStatus {
+            name: d.name.clone(),
+            version: d.version,
+            roc_auc: Some(d.metrics.roc_auc),
+            epsilon: d.privacy.epsilon,
+            trained_at: d
+                .trained_at
+                .try_to_rfc3339_string()
+                .unwrap_or_else(|_| d.trained_at.timestamp_millis().to_string()),
+        })
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
 
 /// The budget from the ledger document, or from the spec when no ledger exists yet.
-pub fn budget(ledger: Option<&Document>, spec: &PrivacySpec) -> BudgetStatus {
-    let total = ledger.and_then(|d| f64_of(d.get("totalEpsilon"))).unwrap_or(spec.total_epsilon);
-    let spent = ledger.and_then(|d| f64_of(d.get("spentEpsilon"))).unwrap_or(0.0);
-    let delta = ledger.and_then(|d| f64_of(d.get("delta"))).unwrap_or(spec.delta);
-    let spent_delta = ledger.and_then(|d| f64_of(d.get("spentDelta"))).unwrap_or(0.0);
+pub fn budget(ledger: Option<&BudgetDoc>, spec: &PrivacySpec) -> BudgetStatus {
+    let (total, spent, delta, spent_delta) = match ledger {
+        Some(l) => (l.total_epsilon, l.spent_epsilon, l.delta, l.spent_delta),
+        None => (spec.total_epsilon, 0.0, spec.delta, 0.0),
+    };
     BudgetStatus {
         total_epsilon: total,
         spent_epsilon: spent,
@@ -190,9 +178,7 @@ impl RegistryReader {
         let docs: Vec<Document> = db
             .collection::<Document>(MODEL_REGISTRY)
             .find(doc! {})
-            .projection(
-                doc! { "name": 1, "version": 1, "trainedAt": 1, "metrics": 1, "privacy": 1 },
-            )
+            .projection(ModelSummary::projection())
             .sort(doc! { "name": 1, "version": -1 })
             .limit(MAX_REGISTRY_DOCS)
             .await
@@ -200,11 +186,15 @@ impl RegistryReader {
             .try_collect()
             .await
             .map_err(err)?;
+        let models = summaries(docs);
         let ledger = db
-            .collection::<Document>(PRIVACY_BUDGET)
+            .collection::<BudgetDoc>(PRIVACY_BUDGET)
             .find_one(doc! { "_id": pipeline })
             .await
             .map_err(err)?;
-        Ok(RegistryView { models: latest_models(&docs), budget: budget(ledger.as_ref(), privacy) })
+        Ok(RegistryView {
+            models: latest_models(&models),
+            budget: budget(ledger.as_ref(), privacy),
+        })
     }
 }

@@ -264,10 +264,15 @@ fn cronjobs_carry_schedule_threshold_and_privacy_and_suspend_on_exhausted_budget
     assert_eq!(value(&env, "SHOPSTREAM_TRAIN_PRIVACY"), "private");
 
     // A spent budget suspends training (and only training).
-    let budget = registry::budget(
-        Some(&doc! { "_id": "shop", "totalEpsilon": 10.0, "delta": 1e-5, "spentEpsilon": 9.5 }),
-        &p.spec.offline.training.privacy,
-    );
+    let ledger = shopstream_privacy::BudgetDoc {
+        id: "shop-ns/shop".into(),
+        total_epsilon: 10.0,
+        delta: 1e-5,
+        spent_epsilon: 9.5,
+        spent_delta: 9.5e-6,
+        entries: vec![],
+    };
+    let budget = registry::budget(Some(&ledger), &p.spec.offline.training.privacy);
     let why = registry::exhausted(&budget, &p.spec.offline.training.privacy).expect("exhausted");
     assert!(why.contains("epsilonPerRun"), "{why}");
     let objs = render(&p, &RenderInputs { suspend_training: true, ..RenderInputs::default() })
@@ -522,13 +527,18 @@ fn ready_summarises_blocking_conditions_but_not_the_budget() {
 #[test]
 fn registry_shows_the_latest_version_per_model() {
     let t = DateTime::from_millis(1_780_000_000_000);
+    let m = |auc: f64| doc! { "rocAuc": auc, "accuracy": 0.6, "f1": 0.5, "logLoss": 0.6 };
     let docs = vec![
-        doc! { "name": "randomForest", "version": 1_i64, "trainedAt": t, "metrics": { "rocAuc": 0.7, "accuracy": 0.6, "f1": 0.5, "logLoss": 0.6 }, "privacy": { "mechanism": "dp-rf", "epsilon": 1.0, "delta": 1e-5 } },
-        doc! { "name": "randomForest", "version": 3_i64, "trainedAt": t, "metrics": { "rocAuc": 0.8 }, "privacy": { "mechanism": "dp-rf", "epsilon": 0.5, "delta": 1e-5 } },
-        doc! { "name": "randomForest", "version": 2_i32, "trainedAt": t, "metrics": { "rocAuc": 0.75 }, "privacy": { "mechanism": "dp-rf", "epsilon": 1.0, "delta": null } },
-        doc! { "name": "mlp", "version": 1_i64, "trainedAt": t, "metrics": { "rocAuc": 0.77 }, "privacy": { "mechanism": "none", "epsilon": null, "delta": null } },
+        doc! { "name": "randomForest", "version": 1_i64, "trainedAt": t, "metrics": m(0.7), "privacy": { "mechanism": "dp-rf", "epsilon": 1.0, "delta": 1e-5 } },
+        doc! { "name": "randomForest", "version": 3_i64, "trainedAt": t, "metrics": m(0.8), "privacy": { "mechanism": "dp-rf", "epsilon": 0.5, "delta": 1e-5 } },
+        doc! { "name": "randomForest", "version": 2_i32, "trainedAt": t, "metrics": m(0.75), "privacy": { "mechanism": "dp-rf", "epsilon": 1.0, "delta": null } },
+        doc! { "name": "mlp", "version": 1_i64, "trainedAt": t, "metrics": m(0.77), "privacy": { "mechanism": "none", "epsilon": null, "delta": null } },
+        // another shape: skipped, not fatal
+        doc! { "name": "randomForest", "version": 9_i64 },
         doc! { "version": 9_i64 },
     ];
+    let docs = registry::summaries(docs);
+    assert_eq!(docs.len(), 4);
     let m = registry::latest_models(&docs);
     assert_eq!(m.len(), 2);
     assert_eq!(

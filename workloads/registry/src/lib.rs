@@ -134,6 +134,31 @@ pub struct PrivacyInfo {
     pub delta: Option<f64>,
 }
 
+/// What a registry document says about a model version, without the model: the fields a
+/// reader that only reports on models needs (the operator's status). Read with
+/// [`ModelSummary::projection`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSummary {
+    /// Model name.
+    pub name: String,
+    /// Version.
+    pub version: i64,
+    /// When training finished.
+    pub trained_at: bson::DateTime,
+    /// Test metrics.
+    pub metrics: Metrics,
+    /// Privacy guarantee.
+    pub privacy: PrivacyInfo,
+}
+
+impl ModelSummary {
+    /// The projection that reads exactly these fields of a registry document.
+    pub fn projection() -> bson::Document {
+        bson::doc! { "_id": 0, "name": 1, "version": 1, "trainedAt": 1, "metrics": 1, "privacy": 1 }
+    }
+}
+
 /// One entry of the global SHAP importance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

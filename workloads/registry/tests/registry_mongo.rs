@@ -62,7 +62,22 @@ async fn round_trip_latest_and_documented_shape() {
     assert!(matches!(reg.get("mlp", Some(9)).await, Err(RegistryError::NotFound { .. })));
     assert!(matches!(reg.get("nope", None).await, Err(RegistryError::NotFound { .. })));
 
-    // The raw document, as the operator reads it.
+    // What the operator reads (its projection, its type) is what was registered.
+    let summary: shopstream_registry::ModelSummary = db
+        .collection::<shopstream_registry::ModelSummary>("model_registry")
+        .find_one(doc! { "name": "mlp-dp" })
+        .projection(shopstream_registry::ModelSummary::projection())
+        .await
+        .unwrap()
+        .unwrap();
+    let e = entry("mlp-dp", true);
+    assert_eq!(
+        (summary.name.as_str(), summary.version, summary.trained_at),
+        ("mlp-dp", 1, e.trained_at)
+    );
+    assert_eq!((summary.metrics, summary.privacy), (e.metrics, e.privacy));
+
+    // The raw document, as other readers see it.
     let raw = db
         .collection::<bson::Document>("model_registry")
         .find_one(doc! { "name": "mlp-dp" })
