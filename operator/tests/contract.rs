@@ -299,8 +299,8 @@ async fn the_rendered_training_job_trains_private_models_and_pays_once() {
         .unwrap()
         .take(2400)
         .map(|g| {
-            let d = shopstream_sink::document::flatten(&g.session, &key);
-            shopstream_sink::document::to_bson(&d).unwrap()
+            let d = shopstream_documents::user_sessions::flatten(&g.session, &key);
+            shopstream_documents::user_sessions::to_bson(&d).unwrap()
         })
         .collect();
     db.collection::<Document>("user_sessions").insert_many(docs).await.unwrap();
@@ -348,8 +348,9 @@ async fn the_rendered_training_job_trains_private_models_and_pays_once() {
     // ran out, and the status says so.
     let tight =
         pipeline("spec: { offline: { training: { privacy: { deltaPerRun: 0.0000095 } } } }");
+    let typed: shopstream_privacy::BudgetDoc = mongodb::bson::from_document(ledger).unwrap();
     let tight_budget =
-        shopstream_operator::registry::budget(Some(&ledger), &tight.spec.offline.training.privacy);
+        shopstream_operator::registry::budget(Some(&typed), &tight.spec.offline.training.privacy);
     let why = shopstream_operator::registry::exhausted(
         &tight_budget,
         &tight.spec.offline.training.privacy,

@@ -29,6 +29,9 @@ use serde::{Deserialize, Serialize};
 use shopstream_pseudonym::{Pseudonymizer, fields};
 use shopstream_schema::Session;
 
+/// The collection's default name (a pipeline's sink and readers are configured with it).
+pub const COLLECTION: &str = "user_sessions";
+
 /// One document of the `user_sessions` collection (see the module docs for the shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -182,7 +185,7 @@ mod tests {
     use mongodb::bson::Bson;
 
     fn sessions() -> Vec<Session> {
-        include_str!("../tests/data/seed.jsonl")
+        include_str!("../../sink/tests/data/seed.jsonl")
             .lines()
             .map(|l| shopstream_schema::parse_session(l.as_bytes()).unwrap())
             .collect()

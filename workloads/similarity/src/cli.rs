@@ -24,7 +24,7 @@ pub struct SimilarityArgs {
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// MongoDB collection of sessions written by `shopstream sink` (used without --input).
-    #[arg(long, default_value = "user_sessions")]
+    #[arg(long, default_value = shopstream_documents::user_sessions::COLLECTION)]
     pub sessions_collection: String,
     /// MongoDB options (sessions in, results out).
     #[command(flatten)]

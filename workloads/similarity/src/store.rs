@@ -33,6 +33,7 @@ use crate::SimilarityError;
 use crate::lsh::LshParams;
 use crate::pipeline::{SimilarUser, SimilarityParams, SimilarityResult, UserSimilarity};
 use crate::tokens::{Behaviour, UserTokens};
+use shopstream_documents::user_sessions::UserSessionDocument;
 use shopstream_schema::{Action, DeviceType, PaymentMethod, Referrer};
 
 /// Default MongoDB collection of the results.
@@ -347,34 +348,6 @@ pub async fn count_mongo(db: &mongodb::Database, collection: &str) -> Result<u64
     Ok(db.collection::<Document>(collection).count_documents(doc! {}).await?)
 }
 
-/// The fields of a `user_sessions` document (written by `shopstream sink`, see
-/// `shopstream_sink::document`) that the behaviour tokens need. The pseudonymised fields
-/// (`name`, `email`, `ipAddress`) and the location are never read.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SinkSession {
-    user_id: String,
-    session_timestamp: mongodb::bson::DateTime,
-    browsing_pattern: Vec<i64>,
-    #[serde(rename = "timeSpentonEachPage")]
-    time_spent_on_each_page: Vec<i64>,
-    exit_page: String,
-    actions: String,
-    purchase_made: bool,
-    payment_method_type: String,
-    referrer: String,
-    device_type: String,
-}
-
-/// The projection of [`read_sessions_mongo`]'s query: only the fields tokens are made of.
-fn sink_projection() -> Document {
-    doc! {
-        "_id": 0, "userId": 1, "sessionTimestamp": 1, "browsingPattern": 1,
-        "timeSpentonEachPage": 1, "exitPage": 1, "actions": 1, "purchaseMade": 1,
-        "paymentMethodType": 1, "referrer": 1, "deviceType": 1,
-    }
-}
-
 fn enum_value<T: Copy>(
     all: &[T],
     text: &str,
@@ -387,11 +360,13 @@ fn enum_value<T: Copy>(
         .ok_or_else(|| format!("{field}: unknown value {text:?}"))
 }
 
-/// Converts a `user_sessions` document into the [`Behaviour`] its tokens are made of, checking
+/// Converts a `user_sessions` document (read as the sink's own
+/// [`UserSessionDocument`]) into the [`Behaviour`] its tokens are made of, checking
 /// what the tokens rely on (product ids `1..=10`, one time per page, known enum values). The
 /// `sessionTimestamp` date is read back as the zone-less time the sink stored as UTC.
 pub fn behaviour_from_document(d: &Document) -> Result<Behaviour, String> {
-    let s: SinkSession = mongodb::bson::from_document(d.clone()).map_err(|e| e.to_string())?;
+    let s: UserSessionDocument =
+        mongodb::bson::from_document(d.clone()).map_err(|e| e.to_string())?;
     if s.user_id.trim().is_empty() {
         return Err("userId: must not be empty".into());
     }
@@ -450,7 +425,7 @@ pub async fn read_sessions_mongo(
     collection: &str,
 ) -> Result<(UserTokens, ReadStats), SimilarityError> {
     let coll = db.collection::<Document>(collection);
-    let mut cursor = coll.find(doc! {}).projection(sink_projection()).batch_size(5000).await?;
+    let mut cursor = coll.find(doc! {}).batch_size(5000).await?;
     let mut users = UserTokens::new();
     let mut stats = ReadStats::default();
     while let Some(d) = cursor.try_next().await? {
@@ -695,10 +670,11 @@ mod tests {
         assert_eq!(src["similar"][0]["userId"], "b");
     }
 
-    /// A `user_sessions` document as the sink writes it (its own builder, a fixed test key).
+    /// A `user_sessions` document as the sink writes it (the shared builder, a fixed key).
     fn sink_document(s: &shopstream_schema::Session) -> Document {
         let key = shopstream_pseudonym::Pseudonymizer::new(&[7u8; 32]).unwrap();
-        shopstream_sink::document::to_bson(&shopstream_sink::document::flatten(s, &key)).unwrap()
+        use shopstream_documents::user_sessions::{flatten, to_bson};
+        to_bson(&flatten(s, &key)).unwrap()
     }
 
     #[test]
@@ -707,12 +683,6 @@ mod tests {
             let s = shopstream_schema::parse_session(line.as_bytes()).unwrap();
             let d = sink_document(&s);
             assert_eq!(behaviour_from_document(&d).unwrap(), Behaviour::from_session(&s));
-            // Also through the projection the reader uses.
-            let mut projected = Document::new();
-            for (k, _) in sink_projection().iter().filter(|(k, _)| *k != "_id") {
-                projected.insert(k.clone(), d.get(k).unwrap().clone());
-            }
-            assert_eq!(behaviour_from_document(&projected).unwrap(), Behaviour::from_session(&s));
             for (key, bad) in [
                 ("browsingPattern", Bson::Array(vec![Bson::Int32(11)])),
                 ("timeSpentonEachPage", Bson::Array(vec![])),

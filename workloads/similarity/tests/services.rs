@@ -8,6 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use mongodb::bson::{Document, doc};
+use shopstream_documents::user_sessions;
 use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_similarity::cli::{SimilarArgs, SimilarityArgs, lookup, render};
 use shopstream_similarity::store::{self, count_mongo, read_es, read_mongo};
@@ -156,7 +157,7 @@ async fn similarity_reads_user_sessions_from_mongo() {
     let key = shopstream_pseudonym::Pseudonymizer::new(&[7u8; 32]).unwrap();
     let docs: Vec<Document> = sessions
         .iter()
-        .map(|s| shopstream_sink::document::to_bson(&shopstream_sink::document::flatten(s, &key)))
+        .map(|s| user_sessions::to_bson(&user_sessions::flatten(s, &key)))
         .collect::<Result<_, _>>()
         .unwrap();
     db.collection::<Document>("user_sessions").insert_many(docs).await.unwrap();

@@ -17,7 +17,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod document;
+pub use shopstream_documents::user_sessions as document;
 
 use shopstream_contract as contract;
 use std::collections::HashMap;
@@ -72,7 +72,7 @@ pub struct SinkArgs {
     #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
     pub database: String,
     /// Collection name.
-    #[arg(long, env = "SHOPSTREAM_SINK_COLLECTION", default_value = "user_sessions")]
+    #[arg(long, env = "SHOPSTREAM_SINK_COLLECTION", default_value = document::COLLECTION)]
     pub collection: String,
     /// Pseudonym key (required).
     #[command(flatten)]

@@ -55,7 +55,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub mongo: MongoArgs,
     /// Collection the sink writes sessions to.
-    #[arg(long, default_value = "user_sessions")]
+    #[arg(long, default_value = shopstream_documents::user_sessions::COLLECTION)]
     pub sessions_collection: String,
     /// Pipeline name: the privacy budget's id.
     #[arg(long, env = contract::env::PIPELINE, default_value = "default")]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use futures::TryStreamExt;
 use mongodb::bson::{self, Document};
-use serde::Deserialize;
+use shopstream_documents::user_sessions::UserSessionDocument;
 use shopstream_schema::{Session, parse_session};
 
 /// Placeholder for the IP address when reading from MongoDB: the sink stores an HMAC pseudonym
@@ -41,47 +41,10 @@ pub fn from_jsonl(path: &Path) -> anyhow::Result<(Vec<Session>, LoadStats)> {
     Ok((report.sessions, stats))
 }
 
-/// The fields of a `user_sessions` document the model needs (see `shopstream-sink`'s
-/// `document` module for the full shape).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SinkDoc {
-    session_id: String,
-    user_id: String,
-    session_timestamp: bson::DateTime,
-    product_ids: Vec<i64>,
-    product_names: Vec<String>,
-    product_prices: Vec<i64>,
-    product_categories: Vec<String>,
-    product_reviews: Vec<Option<String>>,
-    name: String,
-    gender: String,
-    email: String,
-    device_type: String,
-    operating_system: String,
-    browser_type: String,
-    country: String,
-    state: String,
-    city: String,
-    zip_code: String,
-    session_duration: i64,
-    page_views: i64,
-    browsing_pattern: Vec<i64>,
-    #[serde(rename = "timeSpentonEachPage")]
-    time_spent_on_each_page: Vec<i64>,
-    clicks: i64,
-    actions: String,
-    referrer: String,
-    exit_page: String,
-    purchase_made: bool,
-    amount_spent: i64,
-    payment_method_type: String,
-}
-
 /// Rebuilds the original nested record from a `user_sessions` document and validates it with
 /// the schema crate.
 pub fn session_from_document(doc: Document) -> Result<Session, String> {
-    let d: SinkDoc =
+    let d: UserSessionDocument =
         bson::from_document(doc).map_err(|e| format!("unexpected document shape: {e}"))?;
     let ts = chrono::DateTime::from_timestamp_millis(d.session_timestamp.timestamp_millis())
         .ok_or_else(|| "sessionTimestamp out of range".to_string())?
@@ -144,31 +107,11 @@ mod tests {
     #[test]
     fn a_sink_document_round_trips_to_the_session() {
         let s: Session = serde_json::from_str(shopstream_features::EXAMPLE_SESSION).unwrap();
-        let mut doc = bson::doc! {
-            "_id": &s.session_id, "sessionId": &s.session_id, "userId": &s.user_id,
-            "sessionTimestamp": bson::DateTime::from_millis(s.session_timestamp.and_utc().timestamp_millis()),
-            "productIds": s.product_ids.iter().map(|&i| i32::from(i)).collect::<Vec<_>>(),
-            "productNames": &s.product_names,
-            "productPrices": s.product_prices.iter().map(|&p| i64::from(p)).collect::<Vec<_>>(),
-            "productCategories": &s.product_categories,
-            "productReviews": s.product_reviews.iter().map(|r| r.clone().map_or(bson::Bson::Null, bson::Bson::String)).collect::<Vec<_>>(),
-            "name": "ab".repeat(32), "gender": s.gender.as_str(), "email": "cd".repeat(32),
-            "deviceType": s.device_information.device_type.as_str(),
-            "operatingSystem": &s.device_information.operating_system,
-            "browserType": &s.device_information.browser_type,
-            "country": &s.location_data.country, "state": &s.location_data.state,
-            "city": &s.location_data.city, "zipCode": &s.location_data.zip_code,
-            "ipAddress": "ef".repeat(32),
-            "sessionDuration": i64::from(s.session_duration), "pageViews": i64::from(s.page_views),
-            "browsingPattern": s.browsing_pattern.iter().map(|&i| i32::from(i)).collect::<Vec<_>>(),
-            "timeSpentonEachPage": s.time_spent_on_each_page.iter().map(|&t| i64::from(t)).collect::<Vec<_>>(),
-            "clicks": i64::from(s.clicks), "actions": s.actions.as_str(), "referrer": s.referrer.as_str(),
-            "exitPage": &s.exit_page, "purchaseMade": s.purchase_made,
-            "amountSpent": s.amount_spent as i64, "paymentMethodType": s.payment_method_type.as_str(),
-        };
-        for i in 1..=10 {
-            doc.insert(format!("isViewedProduct{i}"), s.product_ids.contains(&(i as u8)));
-        }
+        let key = shopstream_pseudonym::Pseudonymizer::new(&[3u8; 32]).unwrap();
+        let mut doc = shopstream_documents::user_sessions::to_bson(
+            &shopstream_documents::user_sessions::flatten(&s, &key),
+        )
+        .unwrap();
         let back = session_from_document(doc.clone()).unwrap();
         let enc = shopstream_features::FeatureSpec::default().fit(&[]);
         assert_eq!(enc.transform_one(&back), enc.transform_one(&s), "same features");
