@@ -191,7 +191,7 @@ fn every_rendered_container_parses_with_the_real_workload_parser() {
                 Command::Sink(a) => {
                     seen.push(Workload::Sink);
                     assert_eq!(a.group, id.consumer_group(Workload::Sink), "{what}");
-                    assert_eq!(a.database, p.database(), "{what}");
+                    assert_eq!(a.mongo.mongo_db, p.database(), "{what}");
                     assert_eq!(a.input_topic, t.valid.name, "{what}");
                     assert_eq!(a.dead_letter_topic, t.dead_letter.name, "{what}");
                     assert_eq!(a.key.key.as_deref(), Some("secret-shopstream-pseudonym-key"));

@@ -11,6 +11,9 @@ pub enum ClientError {
     /// The MongoDB connection string is invalid.
     #[error("MongoDB URL: {0}")]
     MongoUrl(#[source] mongodb::error::Error),
+    /// A setting is invalid; the message names the flag.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// MongoDB: where the sink's sessions, the registry, the privacy budget and the similar users
@@ -26,6 +29,17 @@ pub struct MongoArgs {
 }
 
 impl MongoArgs {
+    /// Checks the settings (not the server); the message names the flag.
+    pub fn validate(&self) -> Result<(), ClientError> {
+        let db = &self.mongo_db;
+        if db.is_empty() || db.contains(['/', '\\', '.', ' ', '"', '$']) {
+            return Err(ClientError::Invalid(format!(
+                "--mongo-db {db:?} is not a valid MongoDB database name"
+            )));
+        }
+        Ok(())
+    }
+
     /// The database, or `None` without `--mongo-url`. Connects lazily: a server that is down
     /// shows in the first operation, not here.
     pub async fn database(&self) -> Result<Option<mongodb::Database>, ClientError> {

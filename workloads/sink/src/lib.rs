@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::IndexOptions;
-use mongodb::{Client, Database, IndexModel};
+use mongodb::{Database, IndexModel};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
+use shopstream_clients::MongoArgs;
 use shopstream_kafka::batch::{self as consume, InRecord};
 use shopstream_kafka::dead_letter::{self, Envelope, Failure};
 use shopstream_kafka::produce::{self, RecordRef};
@@ -65,12 +66,9 @@ pub struct SinkArgs {
     /// Largest dead-letter payload in bytes; longer originals are cut (and marked).
     #[arg(long, env = "SHOPSTREAM_SINK_MAX_DEAD_LETTER_BYTES", default_value_t = 900_000)]
     pub max_dead_letter_bytes: usize,
-    /// MongoDB connection string.
-    #[arg(long, env = contract::env::MONGO_URL, default_value = "mongodb://127.0.0.1:27017")]
-    pub mongo_url: String,
-    /// Database name.
-    #[arg(long, env = contract::env::MONGO_DB, default_value = "shopstream")]
-    pub database: String,
+    /// MongoDB (`--mongo-url` is required).
+    #[command(flatten)]
+    pub mongo: MongoArgs,
     /// Collection name.
     #[arg(long, env = "SHOPSTREAM_SINK_COLLECTION", default_value = document::COLLECTION)]
     pub collection: String,
@@ -127,9 +125,10 @@ impl SinkArgs {
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             return err("need 0 < --retry-initial-ms <= --retry-max-ms");
         }
-        if self.database.is_empty() || self.database.contains(['/', '\\', '.', ' ', '"', '$']) {
-            return err("--database must be a valid MongoDB database name");
+        if self.mongo.mongo_url.is_none() {
+            return err("--mongo-url (SHOPSTREAM_MONGO_URL) is required");
         }
+        self.mongo.validate().map_err(|e| SinkError::Config(e.to_string()))?;
         if self.collection.is_empty() || self.collection.starts_with("system.") {
             return err("--collection must be a non-empty, non-system collection name");
         }
@@ -253,8 +252,12 @@ impl Sink {
         let pseudonyms = args.key.load()?;
         let consumer = args.kafka.consumer(&args.group, "shopstream-sink")?;
         let producer = args.kafka.producer("shopstream-sink")?;
-        let client = Client::with_uri_str(&args.mongo_url).await?;
-        let db = client.database(&args.database);
+        let db = args
+            .mongo
+            .database()
+            .await
+            .map_err(|e| SinkError::Config(e.to_string()))?
+            .ok_or_else(|| SinkError::Config("--mongo-url is required".into()))?;
         Ok(Sink {
             pseudonyms,
             consumer: Arc::new(consumer),
@@ -323,7 +326,7 @@ impl Sink {
         self.health.set_ready(true);
         tracing::info!(
             topic = %self.args.input_topic,
-            db = %self.args.database,
+            db = %self.args.mongo.mongo_db,
             collection = %self.args.collection,
             "sink started"
         );
@@ -551,15 +554,21 @@ mod tests {
 
     #[test]
     fn defaults_validate_and_name_the_collection() {
-        let a = args(&[]);
+        let a = args(&["--mongo-url", "mongodb://m"]);
         a.validate().unwrap();
-        assert_eq!((a.database.as_str(), a.collection.as_str()), ("shopstream", "user_sessions"));
+        assert_eq!(
+            (a.mongo.mongo_db.as_str(), a.collection.as_str()),
+            ("shopstream", "user_sessions")
+        );
     }
 
     #[test]
     fn bad_values_are_rejected() {
         assert!(args(&["--max-batch", "0"]).validate().is_err());
-        assert!(args(&["--database", "a.b"]).validate().is_err());
+        let no_url =
+            SinkArgs { mongo: MongoArgs { mongo_url: None, ..args(&[]).mongo }, ..args(&[]) };
+        assert!(no_url.validate().unwrap_err().to_string().contains("--mongo-url"));
+        assert!(args(&["--mongo-url", "mongodb://m", "--mongo-db", "a.b"]).validate().is_err());
         assert!(args(&["--collection", "system.x"]).validate().is_err());
     }
 

@@ -11,8 +11,8 @@ pub fn sink_args(input: &str, dead: &str, group: &str, db: &str, key: &str) -> S
     a.group = group.to_string();
     a.input_topic = input.to_string();
     a.dead_letter_topic = dead.to_string();
-    a.mongo_url = shopstream_test_support::env("SHOPSTREAM_MONGO_URL");
-    a.database = db.to_string();
+    a.mongo.mongo_url = Some(shopstream_test_support::env("SHOPSTREAM_MONGO_URL"));
+    a.mongo.mongo_db = db.to_string();
     a.key = KeyArgs { key: Some(key.to_string()), key_file: None };
     a.max_batch = 500;
     a.metrics_addr = "127.0.0.1:0".parse().unwrap();
