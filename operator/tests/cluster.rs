@@ -518,7 +518,7 @@ async fn registry_and_budget_from_mongodb_appear_in_status() {
         .await
         .expect("insert models");
     ledger
-        .insert_one(doc! { "_id": format!("{}/shop", ns.name), "totalEpsilon": 10.0, "delta": 1e-5, "spentEpsilon": 3.5, "entries": [] })
+        .insert_one(doc! { "_id": format!("{}/shop", ns.name), "totalEpsilon": 10.0, "delta": 1e-5, "spentEpsilon": 3.5, "spentDelta": 3.5e-6, "entries": [] })
         .await
         .expect("insert ledger");
 
@@ -541,8 +541,8 @@ async fn registry_and_budget_from_mongodb_appear_in_status() {
     assert_eq!((mlp.version, mlp.epsilon), (1, None));
     let b = s.privacy_budget.clone().expect("budget");
     assert_eq!(
-        (b.total_epsilon, b.spent_epsilon, b.remaining_epsilon, b.delta),
-        (10.0, 3.5, 6.5, 1e-5)
+        (b.total_epsilon, b.spent_epsilon, b.remaining_epsilon, b.delta, b.spent_delta),
+        (10.0, 3.5, 6.5, 1e-5, 3.5e-6)
     );
     assert_eq!(condition(&p, "PrivacyBudgetExhausted").expect("cond").0, "False");
     assert_eq!(condition(&p, "BackendsReady").expect("cond").0, "True");
