@@ -79,6 +79,11 @@ pub struct BudgetDoc {
 }
 
 impl BudgetDoc {
+    /// Whether the run `run_id` has already paid (some entry carries it).
+    pub fn paid_by(&self, run_id: &str) -> bool {
+        self.entries.iter().any(|e| e.run_id.as_deref() == Some(run_id))
+    }
+
     /// The in-memory view used for checks.
     pub fn budget(&self) -> Budget {
         Budget {
@@ -220,7 +225,7 @@ impl BudgetStore {
                 .await?
                 .ok_or_else(|| PrivacyError::NoBudget(pipeline.to_string()))?;
             if let Some(run) = run_id
-                && current.entries.iter().any(|e| e.run_id.as_deref() == Some(run))
+                && current.paid_by(run)
             {
                 tracing::info!(pipeline, run, "this run has already paid; nothing charged");
                 return Ok(Charge { doc: current, already_paid: true });

@@ -348,9 +348,7 @@ pub async fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         Some(db) => {
             let store = BudgetStore::new(db);
             let doc = store.ensure(&args.pipeline, args.total_epsilon, args.total_delta).await?;
-            let paid = args
-                .run_id()
-                .is_some_and(|run| doc.entries.iter().any(|e| e.run_id.as_deref() == Some(run)));
+            let paid = args.run_id().is_some_and(|run| doc.paid_by(run));
             // Refuse early (nothing allocated) when it cannot fit; spend_all re-checks atomically.
             // A retry of a run that has paid is not refused (it pays nothing).
             if !paid {
