@@ -28,7 +28,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, Resource};
-use shopstream_e2e::{endpoint, es_count, mongo_count, shopstream_bin};
+use shopstream_e2e::{Backends, endpoint, es_count, mongo_count, shopstream_bin};
 use shopstream_gate::rules::{RuleConfig, Verdict, reference};
 use shopstream_operator::controller::{Context, Settings, run_controller};
 use shopstream_operator::crd::AnalyticsPipeline;
@@ -120,8 +120,9 @@ async fn expected_valid(n: u64, dir: &Path) -> anyhow::Result<u64> {
 /// Generates the sessions into the raw topic and waits until both stores hold `want` sessions.
 /// Returns (time to produce, time until everything landed).
 async fn timed_run(shop: &Shop, n: u64, want: u64) -> anyhow::Result<(Duration, Duration)> {
-    let es = endpoint("SHOPSTREAM_ES_URL")?;
-    let mongo = mongodb::Client::with_uri_str(endpoint("SHOPSTREAM_MONGO_URL")?).await?;
+    let backends = Backends::from_env()?;
+    let es = backends.es_client()?;
+    let mongo = backends.mongo_client().await?;
     let start = Instant::now();
     let status = Command::new(shopstream_bin()?)
         .args(["generate", "--seed", &SEED.to_string(), "--users", &USERS.to_string()])
@@ -186,7 +187,7 @@ async fn run_local(
     )?;
     let topics = p.spec.kafka.topics.all();
     let topics: Vec<(&str, &_)> = topics.iter().map(|(r, t)| (*r, t)).collect();
-    let admin = TopicAdmin::new(&p.spec.kafka.bootstrap_servers, None)?;
+    let admin = TopicAdmin::new(&p.spec.kafka.bootstrap_servers, &Default::default())?;
     admin.ensure(&topics).await?;
     let secrets = BTreeMap::from([(
         ("shopstream-pseudonym".to_string(), "key".to_string()),

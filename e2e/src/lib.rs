@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use elasticsearch::{CountParts, Elasticsearch};
+use shopstream_clients::{EsArgs, MongoArgs, RedisArgs};
 use shopstream_kafka::KafkaArgs;
 use shopstream_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use shopstream_kafka::rdkafka::message::OwnedMessage;
@@ -52,9 +54,50 @@ pub async fn read_topic(kafka: &KafkaArgs, topic: &str) -> Vec<OwnedMessage> {
     out
 }
 
-/// Documents in an Elasticsearch index (0 while it does not exist).
-pub async fn es_count(es: &str, index: &str) -> u64 {
-    let Ok(resp) = reqwest::get(format!("{es}/{index}/_count")).await else { return 0 };
+/// The backends as a workload started in this environment would reach them: the same
+/// settings, flags and variables (`dev/stack env`, or `dev/stack env --secure` for TLS and
+/// authentication), so a test checks what landed through the same kind of connection.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Backends {
+    /// Kafka.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Redis.
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// MongoDB.
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// Elasticsearch.
+    #[command(flatten)]
+    pub es: EsArgs,
+}
+
+impl Backends {
+    /// The settings from the environment.
+    pub fn from_env() -> anyhow::Result<Backends> {
+        Ok(shopstream_test_support::parse_args(&[])?)
+    }
+
+    /// An Elasticsearch client.
+    pub fn es_client(&self) -> anyhow::Result<Elasticsearch> {
+        Ok(self.es.client(Some(Duration::from_secs(30)))?)
+    }
+
+    /// A MongoDB client (the URL is required).
+    pub async fn mongo_client(&self) -> anyhow::Result<mongodb::Client> {
+        self.mongo.client().await?.context("SHOPSTREAM_MONGO_URL is not set")
+    }
+
+    /// A Redis connection.
+    pub async fn redis_connection(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        Ok(self.redis.client()?.get_multiplexed_async_connection().await?)
+    }
+}
+
+/// Documents in an Elasticsearch index (0 while it does not exist or cannot be read).
+pub async fn es_count(es: &Elasticsearch, index: &str) -> u64 {
+    let Ok(resp) = es.count(CountParts::Index(&[index])).send().await else { return 0 };
     let v: serde_json::Value = resp.json().await.unwrap_or_default();
     v["count"].as_u64().unwrap_or(0)
 }

@@ -29,7 +29,7 @@ use kube::api::{
 };
 use kube::{Client, ResourceExt};
 use mongodb::bson::doc;
-use shopstream_e2e::{endpoint, es_count, mongo_count, read_topic, wait_for};
+use shopstream_e2e::{Backends, endpoint, es_count, mongo_count, read_topic, wait_for};
 use shopstream_gate::rules::{RuleConfig, reference};
 use shopstream_kafka::KafkaArgs;
 use shopstream_kafka::rdkafka::Message;
@@ -243,13 +243,11 @@ async fn pipelines_run_in_pods_through_the_operator() {
     let image = std::env::var("SHOPSTREAM_IMAGE")
         .expect("SHOPSTREAM_IMAGE is not set: `eval \"$(dev/image build)\"` and `dev/kube load`");
     let (repo, tag) = image.rsplit_once(':').expect("image ref with a tag");
-    let kafka = KafkaArgs::for_bootstrap(endpoint("SHOPSTREAM_KAFKA").expect("stack"));
-    let es = endpoint("SHOPSTREAM_ES_URL").expect("stack");
-    let mongo = mongodb::Client::with_uri_str(endpoint("SHOPSTREAM_MONGO_URL").expect("stack"))
-        .await
-        .expect("mongo client");
-    let redis = redis::Client::open(endpoint("SHOPSTREAM_REDIS_URL").expect("stack"))
-        .expect("redis client");
+    let backends = Backends::from_env().expect("stack settings");
+    let kafka = backends.kafka.clone();
+    let es = backends.es_client().expect("elasticsearch client");
+    let mongo = backends.mongo_client().await.expect("mongo client");
+    let redis = backends.redis.client().expect("redis client");
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let step = |what: &str| eprintln!("[in-cluster e2e +{:>4} s] {what}", t0.elapsed().as_secs());
 
@@ -496,7 +494,8 @@ async fn pipelines_run_in_pods_through_the_operator() {
         let topics: Vec<String> =
             shop.topics.iter().cloned().chain([format!("{}.processor", shop.topics[3])]).collect();
         let admin =
-            shopstream_operator::kafka::TopicAdmin::new(&kafka.bootstrap, None).expect("admin");
+            shopstream_operator::kafka::TopicAdmin::new(&kafka.bootstrap, &Default::default())
+                .expect("admin");
         let left = admin.partitions(&topics).await.expect("metadata");
         assert!(left.iter().all(Option::is_none), "{}: topics left {left:?}", shop.ns);
         let nss: Api<Namespace> = Api::all(client.clone());

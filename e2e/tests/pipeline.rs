@@ -11,13 +11,14 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use elasticsearch::{Elasticsearch, SearchParts};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use mongodb::bson::doc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use redis::AsyncCommands;
-use shopstream_e2e::{endpoint, es_count, read_topic, shopstream_bin, wait_for};
+use shopstream_e2e::{Backends, es_count, read_topic, shopstream_bin, wait_for};
 use shopstream_gate::rules::{RuleConfig, reference};
 use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_kafka::rdkafka::Message;
@@ -41,9 +42,12 @@ impl Run {
         let id = format!("e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let dir = std::env::temp_dir().join(&id);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("pseudonym.key"), uuid::Uuid::new_v4().as_bytes().repeat(2))
-            .expect("key file");
-        let kafka = KafkaArgs::for_bootstrap(endpoint("SHOPSTREAM_KAFKA").expect("stack"));
+        std::fs::write(
+            dir.join("pseudonym.key"),
+            uuid::Uuid::new_v4().simple().to_string().repeat(2),
+        )
+        .expect("key file");
+        let kafka = Backends::from_env().expect("stack settings").kafka;
         Run { id, kafka, dir }
     }
 
@@ -115,12 +119,11 @@ fn header(m: &OwnedMessage, name: &str) -> Option<String> {
         .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
-async fn es_ids(es: &str, index: &str) -> HashSet<String> {
-    let client = reqwest::Client::new();
+async fn es_ids(es: &Elasticsearch, index: &str) -> HashSet<String> {
     let body = serde_json::json!({"size": 10000, "_source": false, "query": {"match_all": {}}});
-    let resp: serde_json::Value = client
-        .post(format!("{es}/{index}/_search"))
-        .json(&body)
+    let resp: serde_json::Value = es
+        .search(SearchParts::Index(&[index]))
+        .body(body)
         .send()
         .await
         .expect("search")
@@ -158,9 +161,8 @@ struct Stores {
 async fn pipeline_routes_every_record_and_a_replay_changes_nothing() {
     const N: usize = 2_000;
     let run = Run::new();
-    let es = endpoint("SHOPSTREAM_ES_URL").expect("stack");
-    let mongo_url = endpoint("SHOPSTREAM_MONGO_URL").expect("stack");
-    let redis_url = endpoint("SHOPSTREAM_REDIS_URL").expect("stack");
+    let backends = Backends::from_env().expect("stack settings");
+    let es = backends.es_client().expect("elasticsearch");
     run.kafka.ensure_topics(&[TopicSpec::new(run.topic("raw"), 3)]).await.expect("raw topic");
 
     // Sessions with plenty of unknown devices and referrers, and malformed records between them.
@@ -244,7 +246,7 @@ async fn pipeline_routes_every_record_and_a_replay_changes_nothing() {
     // Stores: exactly the valid sessions, by id, and no e-mail in clear.
     let sessions_index = format!("{}-sessions", run.id);
     assert_eq!(es_ids(&es, &sessions_index).await, expected_valid, "Elasticsearch sessions");
-    let mongo = mongodb::Client::with_uri_str(&mongo_url).await.expect("mongo");
+    let mongo = backends.mongo_client().await.expect("mongo");
     let collection = mongo.database(&run.id).collection::<mongodb::bson::Document>("user_sessions");
     let ids: HashSet<String> = collection
         .distinct("_id", doc! {})
@@ -260,11 +262,7 @@ async fn pipeline_routes_every_record_and_a_replay_changes_nothing() {
     assert!(!emails.contains(stored_email), "e-mail stored in clear: {stored_email}");
 
     // Redis: HyperLogLog within 2 %, per-user counts exact.
-    let mut redis = redis::Client::open(redis_url.as_str())
-        .expect("redis")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
+    let mut redis = backends.redis_connection().await.expect("redis");
     let snapshot = |es_products: u64, es_sessions: u64, mongo: u64, hll: u64, per_user| Stores {
         es_sessions,
         es_products,
@@ -320,4 +318,32 @@ async fn pipeline_routes_every_record_and_a_replay_changes_nothing() {
         stop(child, what).await;
     }
     let _ = mongo.database(&run.id).drop().await;
+    no_secret_in_logs(&run.dir);
+}
+
+/// Every workload log of the run is free of every secret the workloads were given: the
+/// credential files `dev/stack env --secure` names (none in the plain profile) and the
+/// pseudonym key.
+fn no_secret_in_logs(dir: &std::path::Path) {
+    let mut secrets: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SHOPSTREAM_") && k.ends_with("_PASSWORD_FILE"))
+        .filter_map(|(k, path)| Some((k, std::fs::read_to_string(path).ok()?.trim().to_string())))
+        .collect();
+    let key = std::fs::read_to_string(dir.join("pseudonym.key")).expect("pseudonym key");
+    secrets.push(("pseudonym key".into(), key));
+    let logs: Vec<_> = std::fs::read_dir(dir)
+        .expect("run dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    assert!(logs.len() >= 4, "the workloads' logs: {logs:?}");
+    for log in &logs {
+        let text = std::fs::read_to_string(log).expect("log");
+        assert!(!text.is_empty(), "{} is empty: the workloads log at info", log.display());
+        for (what, value) in &secrets {
+            assert!(value.len() >= 8, "{what} is too short to grep for");
+            assert!(!text.contains(value.as_str()), "{what} appears in {}", log.display());
+        }
+    }
 }

@@ -21,12 +21,13 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::children::{self, AppliedChildren, ChildStores, Live};
 use crate::conditions;
 use crate::crd::{
-    AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, TopicSpec, WorkloadStatus,
+    AnalyticsPipeline, AnalyticsPipelineStatus, BackendSpec, KafkaSpec, TopicSpec, WorkloadStatus,
 };
-use crate::kafka::{Credentials, TopicAdmin, TopicError};
+use crate::kafka::{self, TopicAdmin, TopicError};
 use crate::metrics::Metrics;
-use crate::registry::RegistryReader;
+use crate::registry::{MongoConnection, RegistryReader};
 use crate::render::{self, CronJobApi, Desired, RenderInputs};
+use crate::secrets::SecretValues;
 use crate::status::{self, Gathered, RegistryRead, TopicsOutcome};
 use crate::validate::{self, Problem};
 use shopstream_contract::Workload;
@@ -159,8 +160,12 @@ pub struct Context {
     failures: std::sync::Mutex<HashMap<String, u32>>,
     applied: AppliedChildren,
     stores: std::sync::RwLock<Option<ChildStores>>,
-    admins: std::sync::Mutex<HashMap<String, Arc<TopicAdmin>>>,
+    admins: std::sync::Mutex<HashMap<String, (Arc<TopicAdmin>, Instant)>>,
 }
+
+/// How long an admin client nobody asked for is kept (a rotated Secret leaves its old one
+/// unused).
+const IDLE_ADMIN: Duration = Duration::from_secs(600);
 
 impl Context {
     /// Builds the context; `identity` names this replica in events.
@@ -189,25 +194,28 @@ impl Context {
         })
     }
 
-    /// A Kafka admin client per bootstrap list and user, reused across reconciles.
+    /// A Kafka admin client per bootstrap list and security settings, reused across
+    /// reconciles (and pipelines on the same cluster with the same Secrets). The cache is keyed
+    /// by the names and `resourceVersion`s of the Secrets ([`kafka::admin_key`]), never by their
+    /// values; the client gets the pipeline's TLS and SASL ([`kafka::admin_security`]).
     pub fn topic_admin(
         &self,
-        bootstrap: &str,
-        credentials: Option<&Credentials>,
+        spec: &KafkaSpec,
+        secrets: &SecretValues,
     ) -> Result<Arc<TopicAdmin>, TopicError> {
-        let key = format!(
-            "{bootstrap}|{}|{}",
-            credentials.map(|c| c.username.as_str()).unwrap_or(""),
-            credentials.map(|c| c.password.as_str()).unwrap_or("")
-        );
-        if let Ok(admins) = self.admins.lock()
-            && let Some(a) = admins.get(&key)
+        let key = kafka::admin_key(spec, secrets);
+        let now = Instant::now();
+        if let Ok(mut admins) = self.admins.lock()
+            && let Some((a, used)) = admins.get_mut(&key)
         {
+            *used = now;
             return Ok(Arc::clone(a));
         }
-        let admin = Arc::new(TopicAdmin::new(bootstrap, credentials)?);
+        let security = kafka::admin_security(spec, secrets)?;
+        let admin = Arc::new(TopicAdmin::new(&spec.bootstrap_servers, &security)?);
         if let Ok(mut admins) = self.admins.lock() {
-            admins.insert(key, Arc::clone(&admin));
+            admins.retain(|_, (_, used)| now.duration_since(*used) < IDLE_ADMIN);
+            admins.insert(key, (Arc::clone(&admin), now));
         }
         Ok(admin)
     }
@@ -315,45 +323,62 @@ pub fn error_policy(p: Arc<AnalyticsPipeline>, err: &Error, ctx: Arc<Context>) -
     Action::requeue(delay)
 }
 
-/// Checks every referenced Secret; returns problems naming the field and the Kafka credentials.
+/// Checks every referenced Secret; returns problems naming the field, and the Secrets as read
+/// (for the operator's own Kafka and MongoDB connections).
+///
+/// Only the Secrets the spec names ([`validate::referenced_secrets`]) are read, and only in the
+/// pipeline's own namespace: a pipeline cannot make the operator read, or lend it, anyone
+/// else's Secret.
 async fn check_secrets(
     p: &AnalyticsPipeline,
     ctx: &Context,
     ns: &str,
-) -> Result<(Vec<Problem>, Option<Credentials>), Error> {
+) -> Result<(Vec<Problem>, SecretValues), Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut problems = Vec::new();
-    let mut kafka = None;
+    let mut values = SecretValues::default();
+    let mut missing: Vec<String> = Vec::new();
     for use_ in validate::referenced_secrets(&p.spec) {
-        let secret = secrets
-            .get_opt(&use_.name)
-            .await
-            .map_err(kube_err(format!("get Secret {}", use_.name)))?;
-        let Some(secret) = secret else {
+        if !values.contains(&use_.name) && !missing.contains(&use_.name) {
+            let secret = secrets
+                .get_opt(&use_.name)
+                .await
+                .map_err(kube_err(format!("get Secret {}", use_.name)))?;
+            match secret {
+                Some(secret) => {
+                    let mut data: std::collections::BTreeMap<String, Vec<u8>> = secret
+                        .string_data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
+                    data.extend(secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                    values.insert(
+                        use_.name.clone(),
+                        secret.metadata.resource_version.unwrap_or_default(),
+                        data,
+                    );
+                }
+                None => missing.push(use_.name.clone()),
+            }
+        }
+        if missing.contains(&use_.name) {
             problems.push(Problem {
                 field: use_.field.clone(),
                 message: format!("Secret {:?} not found in namespace {ns}", use_.name),
             });
             continue;
-        };
-        let data = secret.data.unwrap_or_default();
-        let strings = secret.string_data.unwrap_or_default();
+        }
         for key in &use_.keys {
-            if !data.contains_key(key) && !strings.contains_key(key) {
+            if values.bytes(&use_.name, key).is_err() {
                 problems.push(Problem {
                     field: use_.field.clone(),
                     message: format!("Secret {:?} has no key {key:?}", use_.name),
                 });
             }
         }
-        if use_.field == "spec.kafka.credentialsSecret" {
-            let get = |k: &str| data.get(k).map(|b| String::from_utf8_lossy(&b.0).into_owned());
-            if let (Some(username), Some(password)) = (get("username"), get("password")) {
-                kafka = Some(Credentials { username, password });
-            }
-        }
     }
-    Ok((problems, kafka))
+    Ok((problems, values))
 }
 
 fn now_rfc3339() -> String {
@@ -413,12 +438,27 @@ async fn apply(
         return Ok(Action::await_change());
     }
 
-    // Gather: Secrets and the registry (read through the spec's MongoDB).
-    let (secret_problems, kafka_credentials) = check_secrets(&p, ctx, &ns).await?;
+    // Warn about settings that are valid but turn certificate verification off.
+    let spec_warnings = validate::warnings(&p.spec);
+    if !spec_warnings.is_empty() && previous.observed_generation != generation {
+        publish(
+            ctx,
+            &p,
+            EventType::Warning,
+            "InsecureSkipVerify",
+            spec_warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )
+        .await;
+    }
+
+    // Gather: Secrets and the registry (read through the spec's MongoDB, with its TLS and
+    // credentials).
+    let (secret_problems, secret_values) = check_secrets(&p, ctx, &ns).await?;
     let privacy = &p.spec.offline.training.privacy;
-    let registry = match render::mongo_url(&p) {
-        None => RegistryRead::NotRead,
-        Some(url) => {
+    let registry = match MongoConnection::for_pipeline(&p, &secret_values) {
+        Ok(None) => RegistryRead::NotRead,
+        Err(e) => RegistryRead::Failed(e.to_string()),
+        Ok(Some(conn)) => {
             let mongo_managed = matches!(p.spec.mongodb.backend, BackendSpec::Managed(_));
             let managed_ready = previous
                 .workloads
@@ -427,7 +467,7 @@ async fn apply(
             if mongo_managed && !managed_ready {
                 RegistryRead::NotRead
             } else {
-                match ctx.registry_reader.read(&url, &p.database(), &p.id().key(), privacy).await {
+                match ctx.registry_reader.read(&conn, &p.database(), &p.id().key(), privacy).await {
                     Ok(view) => RegistryRead::Read(view),
                     Err(e) => RegistryRead::Failed(e.to_string()),
                 }
@@ -490,11 +530,10 @@ async fn apply(
     // Act and gather: the topics.
     let topics = p.spec.kafka.topics.all();
     let topics: Vec<(&str, &TopicSpec)> = topics.iter().map(|(r, t)| (*r, t)).collect();
-    let topic_result =
-        match ctx.topic_admin(&p.spec.kafka.bootstrap_servers, kafka_credentials.as_ref()) {
-            Ok(admin) => admin.ensure(&topics).await,
-            Err(e) => Err(e),
-        };
+    let topic_result = match ctx.topic_admin(&p.spec.kafka, &secret_values) {
+        Ok(admin) => admin.ensure(&topics).await,
+        Err(e) => Err(e),
+    };
     let (topics_outcome, topic_error) = match topic_result {
         Ok(report) => {
             if !report.changes.is_empty() {
@@ -512,6 +551,7 @@ async fn apply(
     // Decide the status; act: write it and publish what changed.
     let gathered = Gathered {
         secret_problems,
+        spec_warnings,
         registry,
         budget,
         workloads,
@@ -658,8 +698,8 @@ async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Err
         let names: Vec<String> =
             p.spec.kafka.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
         let ns = p.namespace().ok_or(Error::NoNamespace)?;
-        let (_, credentials) = check_secrets(&p, ctx, &ns).await?;
-        let admin = ctx.topic_admin(&p.spec.kafka.bootstrap_servers, credentials.as_ref())?;
+        let (_, secrets) = check_secrets(&p, ctx, &ns).await?;
+        let admin = ctx.topic_admin(&p.spec.kafka, &secrets)?;
         let deleted = admin.delete(&names).await?;
         ctx.metrics.topic_changes.inc_by(deleted.len() as u64);
         info!(?deleted, "deleted topics");

@@ -61,9 +61,17 @@ pub struct KafkaSpec {
     /// Comma-separated `host:port` list of bootstrap servers.
     #[schemars(length(min = 1), regex(pattern = r"^[^,\s]+:[0-9]+(,[^,\s]+:[0-9]+)*$"))]
     pub bootstrap_servers: String,
-    /// Secret with keys `username` and `password` for SASL (optional).
+    /// Secret with keys `username` and `password` for SASL (optional). Credentials need `tls`:
+    /// they are only ever sent over TLS (protocol `SASL_SSL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<SecretRef>,
+    /// SASL mechanism used with `credentialsSecret`.
+    #[serde(default)]
+    pub sasl_mechanism: SaslMechanism,
+    /// TLS to the brokers. The security protocol follows: `credentialsSecret` + `tls` ->
+    /// `SASL_SSL`, `tls` alone -> `SSL`, neither -> `PLAINTEXT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
     /// The pipeline's topics.
     pub topics: TopicsSpec,
     /// Delete the pipeline's topics when the AnalyticsPipeline is deleted.
@@ -165,6 +173,68 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+/// SASL mechanism of the Kafka credentials.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SaslMechanism {
+    /// SCRAM-SHA-512 (the password never crosses the wire).
+    #[default]
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// SCRAM-SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// PLAIN: the password is sent to the broker (inside TLS).
+    #[serde(rename = "PLAIN")]
+    Plain,
+}
+
+impl SaslMechanism {
+    /// The Kafka spelling (`SCRAM-SHA-512`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
+}
+
+/// TLS to a backend: the CA that signs its certificate and, for Kafka, a client certificate.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// Secret key holding the PEM bundle of the CA(s) that sign the server's certificate; the
+    /// system's CAs when absent. For MongoDB, TLS is switched on by this CA (required there
+    /// unless `insecureSkipVerify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret: Option<CaSecretRef>,
+    /// A `kubernetes.io/tls` Secret (keys `tls.crt`, `tls.key`) for mutual TLS. Kafka only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_secret: Option<SecretRef>,
+    /// Do not verify the server's certificate. Never in production: anyone on the network path
+    /// can read and change the traffic. Accepted, but loudly warned about (a Warning event and
+    /// the SpecValid and Ready conditions say so).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// The Secret key holding a CA bundle.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaSecretRef {
+    /// Secret name (same namespace as the pipeline).
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key inside the Secret.
+    #[serde(default = "default_ca_key")]
+    #[schemars(length(min = 1), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".into()
+}
+
 /// A backend is either an external service or a single-node StatefulSet run by the operator.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -196,9 +266,18 @@ pub struct ExternalBackend {
     /// Connection URL (e.g. `redis://host:6379`, `mongodb://host:27017`, `http://host:9200`).
     #[schemars(length(min = 1), regex(pattern = r"^[a-z][a-z0-9+.-]*://\S+$"))]
     pub url: String,
-    /// Secret with keys `username` and `password` (optional).
+    /// Secret with keys `username` and `password` (optional). Never put credentials in the
+    /// URL. They are only sent over TLS: a `rediss://` or `https://` URL, or `tls` for MongoDB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<SecretRef>,
+    /// TLS settings (a `rediss://` or `https://` URL uses TLS; for MongoDB this field switches
+    /// TLS on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+    /// Secret key holding an API key (the encoded `id:key` form), instead of
+    /// `credentialsSecret`. Elasticsearch and Kibana only, over `https://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<SecretKeyRef>,
 }
 
 /// A backend run by the operator as a single-node StatefulSet.

@@ -13,7 +13,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::crd::{TopicSpec, TopicStatus};
+use shopstream_clients::{ClientCert, KafkaSecurity, Pem, SaslMechanism, SecurityProtocol};
+
+use crate::crd::{self, KafkaSpec, TopicSpec, TopicStatus};
+use crate::secrets::SecretValues;
 
 /// Errors talking to the broker.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +24,10 @@ pub enum TopicError {
     /// The admin client could not be built (bad bootstrap or unsupported security settings).
     #[error("cannot create a Kafka admin client: {0}")]
     Client(#[source] KafkaError),
+    /// The pipeline's TLS or SASL settings cannot be used (a Secret is missing, or the
+    /// settings would send credentials in clear). Never contains a Secret's value.
+    #[error("Kafka security settings: {0}")]
+    Security(String),
     /// Metadata could not be read.
     #[error("cannot read Kafka metadata from {bootstrap}: {source}")]
     Metadata {
@@ -55,13 +62,93 @@ pub enum TopicError {
     Join(String),
 }
 
-/// SASL credentials for the admin client.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    /// SASL username.
-    pub username: String,
-    /// SASL password.
-    pub password: String,
+/// The operator's own Kafka security for a pipeline, from the pipeline's spec and the values
+/// of the Secrets it names: the same protocol as its workloads (credentials -> `SASL_SSL`,
+/// `tls` alone -> `SSL`, neither -> `PLAINTEXT`), with the PEM material inline (the operator
+/// has it in memory, never on disk). Credentials without `tls` are refused.
+pub fn admin_security(
+    spec: &KafkaSpec,
+    secrets: &SecretValues,
+) -> Result<KafkaSecurity, TopicError> {
+    let bad = |m: String| TopicError::Security(m);
+    let credentials = match &spec.credentials_secret {
+        Some(c) => Some((
+            secrets.credential(&c.name, "username").map_err(bad)?.expose().to_string(),
+            secrets.credential(&c.name, "password").map_err(bad)?,
+        )),
+        None => None,
+    };
+    if credentials.is_some() && spec.tls.is_none() {
+        return Err(bad(
+            "spec.kafka.credentialsSecret without spec.kafka.tls would send the credentials in \
+             clear: refused"
+                .into(),
+        ));
+    }
+    let mut security = KafkaSecurity {
+        protocol: match (credentials.is_some(), spec.tls.is_some()) {
+            (true, _) => SecurityProtocol::SaslSsl,
+            (false, true) => SecurityProtocol::Ssl,
+            (false, false) => SecurityProtocol::Plaintext,
+        },
+        mechanism: match spec.sasl_mechanism {
+            crd::SaslMechanism::ScramSha512 => SaslMechanism::ScramSha512,
+            crd::SaslMechanism::ScramSha256 => SaslMechanism::ScramSha256,
+            crd::SaslMechanism::Plain => SaslMechanism::Plain,
+        },
+        credentials,
+        ..Default::default()
+    };
+    if let Some(t) = &spec.tls {
+        if let Some(ca) = &t.ca_secret {
+            security.ca = Some(Pem::Inline(secrets.text(&ca.name, &ca.key).map_err(bad)?));
+        }
+        if let Some(c) = &t.client_cert_secret {
+            security.client_cert = Some(ClientCert::Inline {
+                cert: secrets.text(&c.name, "tls.crt").map_err(bad)?,
+                key: secrets.text(&c.name, "tls.key").map_err(bad)?,
+            });
+        }
+        security.insecure_skip_verify = t.insecure_skip_verify;
+    }
+    security.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(security)
+}
+
+/// What identifies an admin client built by [`admin_security`] without containing any Secret
+/// value: the bootstrap list, the settings, and the names and `resourceVersion`s of the Secrets
+/// the material came from (a rotated Secret gets a new client).
+pub fn admin_key(spec: &KafkaSpec, secrets: &SecretValues) -> String {
+    let mut key = format!("{}|{}", spec.bootstrap_servers, spec.sasl_mechanism.as_str());
+    if let Some(c) = &spec.credentials_secret {
+        key.push_str(&format!("|creds={}", secrets.version_key(&c.name)));
+    }
+    if let Some(t) = &spec.tls {
+        key.push_str(&format!("|tls:insecure={}", t.insecure_skip_verify));
+        if let Some(ca) = &t.ca_secret {
+            key.push_str(&format!("|ca={}/{}", secrets.version_key(&ca.name), ca.key));
+        }
+        if let Some(c) = &t.client_cert_secret {
+            key.push_str(&format!("|cert={}", secrets.version_key(&c.name)));
+        }
+    }
+    key
+}
+
+/// The librdkafka configuration of the admin client: the bootstrap list, the operator's
+/// client id and timeouts, and `security` applied. Refuses credentials without TLS even if a
+/// caller skipped [`admin_security`].
+pub fn admin_config(bootstrap: &str, security: &KafkaSecurity) -> Result<ClientConfig, TopicError> {
+    security.validate().map_err(|e| TopicError::Security(e.to_string()))?;
+    if security.credentials.is_some() && !security.protocol.tls() {
+        return Err(TopicError::Security("SASL credentials are only sent over TLS".into()));
+    }
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
+        .set("client.id", "shopstream-operator")
+        .set("socket.timeout.ms", "10000");
+    security.apply(&mut cfg);
+    Ok(cfg)
 }
 
 /// What [`TopicAdmin::ensure`] did.
@@ -95,18 +182,10 @@ pub struct TopicAdmin {
 }
 
 impl TopicAdmin {
-    /// Connects lazily to `bootstrap` (comma-separated `host:port`).
-    pub fn new(bootstrap: &str, credentials: Option<&Credentials>) -> Result<Self, TopicError> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", bootstrap)
-            .set("client.id", "shopstream-operator")
-            .set("socket.timeout.ms", "10000");
-        if let Some(c) = credentials {
-            cfg.set("security.protocol", "SASL_PLAINTEXT")
-                .set("sasl.mechanism", "PLAIN")
-                .set("sasl.username", &c.username)
-                .set("sasl.password", &c.password);
-        }
+    /// Connects lazily to `bootstrap` (comma-separated `host:port`) with `security`
+    /// ([`admin_security`]; `KafkaSecurity::default()` is plaintext without SASL).
+    pub fn new(bootstrap: &str, security: &KafkaSecurity) -> Result<Self, TopicError> {
+        let cfg = admin_config(bootstrap, security)?;
         let admin = Arc::new(cfg.create().map_err(TopicError::Client)?);
         Ok(TopicAdmin {
             admin,
@@ -386,5 +465,96 @@ impl TopicAdmin {
             }
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn spec(yaml: &str) -> KafkaSpec {
+        let v: serde_json::Value = serde_norway::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn secrets() -> SecretValues {
+        let mut s = SecretValues::default();
+        s.insert(
+            "kafka-creds",
+            "7",
+            BTreeMap::from([
+                ("username".to_string(), b"app\n".to_vec()),
+                ("password".to_string(), b"s3cret-pw".to_vec()),
+            ]),
+        );
+        s.insert(
+            "kafka-ca",
+            "8",
+            BTreeMap::from([("ca.crt".to_string(), b"-----BEGIN CERTIFICATE-----".to_vec())]),
+        );
+        s
+    }
+
+    const TOPICS: &str = "topics: { raw: {name: r}, valid: {name: v}, suspicious: {name: s}, \
+                          deadLetter: {name: d} }";
+
+    #[test]
+    fn admin_with_credentials_uses_sasl_ssl_and_the_ca_inline() {
+        let k = spec(&format!(
+            "{{ bootstrapServers: 'k:9093', credentialsSecret: {{ name: kafka-creds }}, \
+             tls: {{ caSecret: {{ name: kafka-ca }} }}, {TOPICS} }}"
+        ));
+        let security = admin_security(&k, &secrets()).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = admin_config(&k.bootstrap_servers, &security).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(cfg.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(cfg.get("sasl.username"), Some("app"));
+        assert_eq!(cfg.get("ssl.ca.pem"), Some("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(cfg.get("ssl.endpoint.identification.algorithm"), Some("https"));
+        // The cache key names Secrets and versions, never values.
+        let key = admin_key(&k, &secrets());
+        assert!(key.contains("kafka-creds@7") && key.contains("kafka-ca@8"), "{key}");
+        assert!(!key.contains("s3cret") && !key.contains("BEGIN"), "{key}");
+        // Errors never print the material either.
+        assert!(!format!("{security:?}").contains("s3cret-pw"));
+    }
+
+    #[test]
+    fn admin_tls_without_credentials_is_ssl_and_neither_is_plaintext() {
+        let k = spec(&format!("{{ bootstrapServers: 'k:9093', tls: {{}}, {TOPICS} }}"));
+        let s = admin_security(&k, &SecretValues::default()).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = admin_config("k:9093", &s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get("security.protocol"), Some("ssl"));
+        assert_eq!(cfg.get("sasl.username"), None);
+        let k = spec(&format!("{{ bootstrapServers: 'k:9092', {TOPICS} }}"));
+        let s = admin_security(&k, &SecretValues::default()).unwrap_or_else(|e| panic!("{e}"));
+        let cfg = admin_config("k:9092", &s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.get("security.protocol"), Some("plaintext"));
+    }
+
+    #[test]
+    fn admin_credentials_without_tls_or_their_secret_are_refused() {
+        let k = spec(&format!(
+            "{{ bootstrapServers: 'k:9092', credentialsSecret: {{ name: kafka-creds }}, {TOPICS} }}"
+        ));
+        let err = admin_security(&k, &secrets()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("in clear"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        // Even a hand-made configuration cannot send SASL credentials without TLS.
+        let plain_sasl = KafkaSecurity {
+            protocol: SecurityProtocol::SaslPlaintext,
+            credentials: Some(("u".into(), shopstream_clients::Secret::new("p"))),
+            ..Default::default()
+        };
+        assert!(admin_config("k:9092", &plain_sasl).is_err());
+        // A missing Secret is an error, not a fallback to an unauthenticated connection.
+        let k = spec(&format!(
+            "{{ bootstrapServers: 'k:9093', credentialsSecret: {{ name: kafka-creds }}, \
+             tls: {{}}, {TOPICS} }}"
+        ));
+        let err = admin_security(&k, &SecretValues::default()).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("kafka-creds")));
     }
 }

@@ -20,6 +20,7 @@ pub mod leader;
 pub mod metrics;
 pub mod registry;
 pub mod render;
+pub mod secrets;
 pub mod status;
 pub mod validate;
 

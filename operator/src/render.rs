@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SecretKeySelector, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
+    ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SecretProjection,
+    Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeProjection,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -27,11 +28,14 @@ use kube::Resource;
 use kube::core::{ApiResource, DynamicObject};
 use serde::Serialize;
 use shopstream_contract::{
-    self as contract, Common, Credentials, EnvValue, GateRules, KafkaConfig, PipelineId,
-    TrainPrivacy, Workload, WorkloadConfig,
+    self as contract, BackendAuth, Common, Credentials, EnvValue, GateRules, KafkaConfig,
+    KafkaProtocol, PipelineId, SecretFile, SecretKey, TlsConfig, TrainPrivacy, Workload,
+    WorkloadConfig,
 };
 
-use crate::crd::{AnalyticsPipeline, BackendSpec, CpuMemory, ManagedBackend, ResourcesSpec};
+use crate::crd::{
+    AnalyticsPipeline, BackendSpec, CpuMemory, KafkaSpec, ManagedBackend, ResourcesSpec, TlsSpec,
+};
 
 /// Label with the pipeline name, on every child.
 pub const PIPELINE_LABEL: &str = "shopstream.io/pipeline";
@@ -39,6 +43,14 @@ pub const PIPELINE_LABEL: &str = "shopstream.io/pipeline";
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// Port of every workload's Prometheus endpoint.
 pub const METRICS_PORT: i32 = contract::METRICS_PORT as i32;
+/// The user and group the `shopstream` image runs as (`USER 65532:65532` in the Containerfile);
+/// also the pods' `fsGroup`, so the mounted Secret files (mode 0440, group `fsGroup`) are
+/// readable by the workload and by nobody else.
+pub const WORKLOAD_UID: i64 = 65532;
+/// Name of the projected volume holding a container's Secret files.
+pub const SECRETS_VOLUME: &str = "shopstream-secrets";
+/// Mode of the Secret files: owner (root) and the pod's `fsGroup` read, nobody else.
+pub const SECRET_FILE_MODE: i32 = 0o440;
 
 /// Facts from outside the resource that change what is rendered.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +121,10 @@ pub enum RenderError {
     /// The resource has no name, namespace or uid yet.
     #[error("the AnalyticsPipeline lacks metadata.{0}")]
     MissingMetadata(&'static str),
+    /// The contract asked for a Secret as an environment value: refused, Secrets only
+    /// reach containers as files.
+    #[error("{0} would carry a Secret in the environment; Secrets are only mounted as files")]
+    SecretInEnv(&'static str),
     /// A typed object did not convert to a dynamic one.
     #[error("cannot convert {kind} to a dynamic object: {source}")]
     Convert {
@@ -254,18 +270,12 @@ fn probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
     }
 }
 
-/// A contract entry as a container variable (Secret values stay `secretKeyRef`s).
-fn env_var(e: contract::EnvEntry) -> EnvVar {
-    match e.value {
+/// A contract entry as a container variable. The contract names Secret files, never Secret
+/// values; a `Secret` entry (which it no longer produces) is refused rather than rendered.
+fn env_var(e: contract::EnvEntry) -> Result<EnvVar, RenderError> {
+    Ok(match e.value {
         EnvValue::Plain(v) => env(e.name, v),
-        EnvValue::Secret { name, key } => EnvVar {
-            name: e.name.to_string(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector { name, key, optional: Some(false) }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
+        EnvValue::Secret { .. } => return Err(RenderError::SecretInEnv(e.name)),
         EnvValue::PodField(path) => EnvVar {
             name: e.name.to_string(),
             value_from: Some(EnvVarSource {
@@ -274,7 +284,56 @@ fn env_var(e: contract::EnvEntry) -> EnvVar {
             }),
             ..Default::default()
         },
+    })
+}
+
+/// The projected volume holding exactly `files` (one source per Secret, each key at its path
+/// relative to [`contract::SECRETS_DIR`]), and its read-only mount; `None` without files.
+pub fn secret_volume(files: &[SecretFile]) -> Option<(Volume, VolumeMount)> {
+    if files.is_empty() {
+        return None;
     }
+    let mut sources: Vec<(String, Vec<KeyToPath>)> = Vec::new();
+    for f in files {
+        let rel = f
+            .path
+            .strip_prefix(contract::SECRETS_DIR)
+            .map(|p| p.trim_start_matches('/'))
+            .unwrap_or(&f.path)
+            .to_string();
+        let item = KeyToPath { key: f.key.clone(), path: rel, mode: None };
+        match sources.iter_mut().find(|(name, _)| *name == f.secret) {
+            Some((_, items)) => items.push(item),
+            None => sources.push((f.secret.clone(), vec![item])),
+        }
+    }
+    let volume = Volume {
+        name: SECRETS_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: Some(SECRET_FILE_MODE),
+            sources: Some(
+                sources
+                    .into_iter()
+                    .map(|(name, items)| VolumeProjection {
+                        secret: Some(SecretProjection {
+                            name,
+                            items: Some(items),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+        }),
+        ..Default::default()
+    };
+    let mount = VolumeMount {
+        name: SECRETS_VOLUME.into(),
+        mount_path: contract::SECRETS_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    Some((volume, mount))
 }
 
 fn resources(r: Option<&ResourcesSpec>) -> Option<ResourceRequirements> {
@@ -304,14 +363,10 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
     let names = Names::new(p.name_or_empty());
     let ns = p.metadata.namespace.as_deref().unwrap_or("");
     let t = &s.kafka.topics;
-    let kafka = KafkaConfig {
-        bootstrap_servers: s.kafka.bootstrap_servers.clone(),
-        credentials: s
-            .kafka
-            .credentials_secret
-            .as_ref()
-            .map(|c| Credentials { secret: c.name.clone() }),
-    };
+    let kafka = kafka_config(&s.kafka);
+    let redis_auth = backend_auth(Backend::Redis, &s.redis);
+    let mongo_auth = backend_auth(Backend::Mongodb, &s.mongodb.backend);
+    let es_auth = backend_auth(Backend::Elasticsearch, &s.elasticsearch);
     let redis_url = backend_url(Backend::Redis, &s.redis, &names, ns);
     let mongo_url = backend_url(Backend::Mongodb, &s.mongodb.backend, &names, ns);
     let es_url = backend_url(Backend::Elasticsearch, &s.elasticsearch, &names, ns);
@@ -333,6 +388,7 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
         topic_suspicious: t.suspicious.name.clone(),
         topic_dead_letter: t.dead_letter.name.clone(),
         redis_url,
+        redis_auth,
         rules: GateRules {
             flag_unknown_device: r.flag_unknown_device,
             flag_unknown_referrer: r.flag_unknown_referrer,
@@ -346,6 +402,7 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
         topic_valid: t.valid.name.clone(),
         topic_dead_letter: t.processor_dead_letter().name,
         es_url: es_url.clone(),
+        es_auth: es_auth.clone(),
     }));
     let key = &s.pseudonymisation.key_secret;
     out.push(WorkloadConfig::Sink(contract::SinkConfig {
@@ -354,18 +411,22 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
         topic_dead_letter: t.dead_letter.name.clone(),
         mongo_url: mongo_url.clone(),
         mongo_db: mongo_db.clone(),
-        pseudonym_key: (key.name.clone(), key.key.clone()),
+        mongo_auth: mongo_auth.clone(),
+        pseudonym_key: SecretKey { name: key.name.clone(), key: key.key.clone() },
     }));
     out.push(WorkloadConfig::Similarity(contract::SimilarityConfig {
         mongo_url: mongo_url.clone(),
         mongo_db: mongo_db.clone(),
+        mongo_auth: mongo_auth.clone(),
         es_url,
+        es_auth,
         threshold: s.offline.similarity.threshold,
     }));
     let tr = &s.offline.training;
     out.push(WorkloadConfig::Train(contract::TrainConfig {
         mongo_url,
         mongo_db,
+        mongo_auth,
         models: tr.models.iter().map(|m| m.as_str().to_string()).collect(),
         // The resource promises differentially private models: the CronJob never registers
         // the plain ones.
@@ -376,6 +437,76 @@ pub fn workload_configs(p: &AnalyticsPipeline) -> Vec<WorkloadConfig> {
         delta_per_run: tr.privacy.delta_per_run(),
     }));
     out
+}
+
+fn tls_config(t: &TlsSpec, client_cert: bool) -> TlsConfig {
+    TlsConfig {
+        ca: t.ca_secret.as_ref().map(|c| SecretKey { name: c.name.clone(), key: c.key.clone() }),
+        client_cert: if client_cert {
+            t.client_cert_secret.as_ref().map(|c| c.name.clone())
+        } else {
+            None
+        },
+        insecure_skip_verify: t.insecure_skip_verify,
+    }
+}
+
+/// The Kafka connection every Kafka workload gets: credentials -> `sasl-ssl`, TLS alone ->
+/// `ssl`, neither -> `plaintext`. Credentials never go without TLS: a spec with credentials and
+/// no `tls` is refused by [`crate::validate`]; should one get here, it gets TLS with the
+/// system's CAs rather than SASL in clear.
+pub fn kafka_config(k: &KafkaSpec) -> KafkaConfig {
+    let credentials = k.credentials_secret.as_ref().map(|c| Credentials { secret: c.name.clone() });
+    let tls = match (&k.tls, &credentials) {
+        (Some(t), _) => Some(tls_config(t, true)),
+        (None, Some(_)) => Some(TlsConfig::default()),
+        (None, None) => None,
+    };
+    let protocol = match (credentials.is_some(), tls.is_some()) {
+        (true, _) => KafkaProtocol::SaslSsl,
+        (false, true) => KafkaProtocol::Ssl,
+        (false, false) => KafkaProtocol::Plaintext,
+    };
+    KafkaConfig {
+        bootstrap_servers: k.bootstrap_servers.clone(),
+        protocol,
+        sasl_mechanism: credentials.is_some().then(|| k.sasl_mechanism.as_str().to_string()),
+        credentials,
+        tls,
+    }
+}
+
+/// TLS and credentials of one backend for the workloads. Managed backends run without either.
+/// Credentials and API keys are only passed on when the connection is encrypted (the spec
+/// checks refuse anything else; this keeps a refused spec from ever sending them in clear).
+fn backend_auth(kind: Backend, spec: &BackendSpec) -> BackendAuth {
+    let BackendSpec::External(e) = spec else { return BackendAuth::default() };
+    let scheme = e.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+    let encrypted = match kind {
+        Backend::Redis => scheme == "rediss",
+        Backend::Mongodb => {
+            e.tls.as_ref().is_some_and(|t| t.ca_secret.is_some() || t.insecure_skip_verify)
+        }
+        Backend::Elasticsearch | Backend::Kibana => scheme == "https",
+    };
+    let tls = match kind {
+        // A TLS setting on a plain URL means nothing to the client: not rendered.
+        Backend::Redis | Backend::Elasticsearch | Backend::Kibana if !encrypted => None,
+        _ => e.tls.as_ref().map(|t| tls_config(t, false)),
+    };
+    BackendAuth {
+        tls,
+        credentials: e
+            .credentials_secret
+            .as_ref()
+            .filter(|_| encrypted)
+            .map(|c| Credentials { secret: c.name.clone() }),
+        api_key: e
+            .api_key_secret
+            .as_ref()
+            .filter(|_| encrypted && matches!(kind, Backend::Elasticsearch | Backend::Kibana))
+            .map(|k| SecretKey { name: k.name.clone(), key: k.key.clone() }),
+    }
 }
 
 /// Everything the renderer needs, resolved once.
@@ -412,11 +543,18 @@ impl Ctx<'_> {
         v
     }
 
-    /// The container of one workload: the contract's args and env, the image, resources and,
-    /// for streaming workloads, the metrics port.
-    fn container(&self, config: &WorkloadConfig, res: Option<&ResourcesSpec>) -> Container {
+    /// The container of one workload: the contract's args and env, the image, resources, for
+    /// streaming workloads the metrics port, and the projected volume of exactly the Secret
+    /// files the contract says this container reads (mounted in this container only).
+    fn container(
+        &self,
+        config: &WorkloadConfig,
+        res: Option<&ResourcesSpec>,
+    ) -> Result<(Container, Option<Volume>), RenderError> {
         let workload = config.workload();
-        Container {
+        let env = config.env(&self.common).into_iter().map(env_var).collect::<Result<_, _>>()?;
+        let (volume, mount) = secret_volume(&config.secret_files(&self.common)).unzip();
+        let container = Container {
             name: workload.component().to_string(),
             image: Some(self.p.spec.workloads.image.clone()),
             image_pull_policy: self
@@ -426,7 +564,8 @@ impl Ctx<'_> {
                 .image_pull_policy
                 .map(|p| p.as_str().to_string()),
             args: Some(config.args()),
-            env: Some(config.env(&self.common).into_iter().map(env_var).collect()),
+            env: Some(env),
+            volume_mounts: mount.map(|m| vec![m]),
             ports: workload.is_streaming().then(|| {
                 vec![ContainerPort {
                     name: Some("metrics".into()),
@@ -442,15 +581,29 @@ impl Ctx<'_> {
             liveness_probe: workload.is_streaming().then(|| probe("/healthz", 10, 6)),
             resources: resources(res),
             ..Default::default()
-        }
+        };
+        Ok((container, volume))
     }
 
-    /// No workload talks to the Kubernetes API, so none gets a token.
-    fn pod_spec(&self, containers: Vec<Container>, restart: Option<&str>) -> PodSpec {
+    /// No workload talks to the Kubernetes API, so none gets a token. The pod runs as the
+    /// image's non-root user, whose group owns the mounted Secret files.
+    fn pod_spec(
+        &self,
+        (container, volume): (Container, Option<Volume>),
+        restart: Option<&str>,
+    ) -> PodSpec {
         PodSpec {
             service_account_name: Some(self.names.service_account()),
             automount_service_account_token: Some(false),
-            containers,
+            containers: vec![container],
+            volumes: volume.map(|v| vec![v]),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(WORKLOAD_UID),
+                run_as_group: Some(WORKLOAD_UID),
+                fs_group: Some(WORKLOAD_UID),
+                ..Default::default()
+            }),
             restart_policy: restart.map(str::to_string),
             ..Default::default()
         }
@@ -527,7 +680,7 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                         &off.training.resources,
                     )
                 };
-                let container = ctx.container(&config, res.as_ref());
+                let container = ctx.container(&config, res.as_ref())?;
                 let mut d = to_dynamic(
                     "CronJob",
                     &cronjob(&ctx, name, component, schedule, suspend, container),
@@ -552,7 +705,7 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                     Workload::Similarity | Workload::Train => continue,
                 };
                 let dep_name = ctx.names.child(component);
-                let container = ctx.container(&config, workload_spec.resources.as_ref());
+                let container = ctx.container(&config, workload_spec.resources.as_ref())?;
                 out.push(to_dynamic(
                     "Deployment",
                     &Deployment {
@@ -565,7 +718,7 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                             },
                             template: PodTemplateSpec {
                                 metadata: Some(ctx.pod_meta(component)),
-                                spec: Some(ctx.pod_spec(vec![container], None)),
+                                spec: Some(ctx.pod_spec(container, None)),
                             },
                             ..Default::default()
                         }),
@@ -602,7 +755,7 @@ fn cronjob(
     component: &str,
     schedule: &str,
     suspend: bool,
-    container: Container,
+    container: (Container, Option<Volume>),
 ) -> CronJob {
     CronJob {
         metadata: ctx.meta(name, component),
@@ -621,7 +774,7 @@ fn cronjob(
                     backoff_limit: Some(2),
                     template: PodTemplateSpec {
                         metadata: Some(ctx.pod_meta(component)),
-                        spec: Some(ctx.pod_spec(vec![container], Some("OnFailure"))),
+                        spec: Some(ctx.pod_spec(container, Some("OnFailure"))),
                     },
                     ..Default::default()
                 }),

@@ -66,6 +66,9 @@ pub fn budget(
 pub struct Gathered {
     /// Referenced Secrets that are missing or lack a key.
     pub secret_problems: Vec<Problem>,
+    /// Valid but dangerous settings ([`crate::validate::warnings`]: certificate verification
+    /// off), named in SpecValid's and Ready's messages.
+    pub spec_warnings: Vec<Problem>,
     /// The registry read.
     pub registry: RegistryRead,
     /// The budget decision taken before rendering.
@@ -115,10 +118,20 @@ pub fn decide(
     };
     let mut observed = Vec::new();
 
-    observed.push(if g.secret_problems.is_empty() {
-        Observed::yes(conditions::SPEC_VALID, "Valid", "spec and referenced Secrets are valid")
-    } else {
-        Observed::no(conditions::SPEC_VALID, "SecretNotFound", joined(&g.secret_problems))
+    let warning =
+        (!g.spec_warnings.is_empty()).then(|| format!("WARNING: {}", joined(&g.spec_warnings)));
+    observed.push(match (g.secret_problems.is_empty(), &warning) {
+        (true, None) => {
+            Observed::yes(conditions::SPEC_VALID, "Valid", "spec and referenced Secrets are valid")
+        }
+        (true, Some(w)) => Observed::yes(
+            conditions::SPEC_VALID,
+            "ValidInsecure",
+            format!("spec and referenced Secrets are valid; {w}"),
+        ),
+        (false, _) => {
+            Observed::no(conditions::SPEC_VALID, "SecretNotFound", joined(&g.secret_problems))
+        }
     });
 
     if let RegistryRead::Read(view) = &g.registry {
@@ -232,7 +245,11 @@ pub fn decide(
         ),
     });
 
-    observed.push(conditions::ready(&observed));
+    let mut ready = conditions::ready(&observed);
+    if let Some(w) = warning {
+        ready.message = format!("{}; {w}", ready.message);
+    }
+    observed.push(ready);
     status.conditions = conditions::merge(&previous.conditions, &observed, generation, now);
     status
 }

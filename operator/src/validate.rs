@@ -1,6 +1,9 @@
 //! Checks the OpenAPI schema cannot express. Each problem names the offending field.
 
-use crate::crd::{AnalyticsPipelineSpec, BackendSpec, SecretRef};
+use shopstream_clients::mongo::check_url;
+use shopstream_clients::{has_userinfo, redact_url};
+
+use crate::crd::{AnalyticsPipelineSpec, BackendSpec, ExternalBackend, KafkaSpec, TlsSpec};
 
 /// One problem in a spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,17 +53,9 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
             });
         }
     }
-    // Credentials for Redis, MongoDB, Elasticsearch and Kibana would be rendered into the
-    // workloads, but no workload authenticates with them yet: refuse rather than pretend.
-    for (field, c) in backend_credentials(spec) {
-        if c.is_some() {
-            out.push(Problem {
-                field: format!("spec.{field}.external.credentialsSecret"),
-                message: "authentication to this backend is not supported by the workloads yet; \
-                          remove the field (Kafka SASL credentials are supported)"
-                    .into(),
-            });
-        }
+    check_kafka(&spec.kafka, &mut out);
+    for (field, e) in externals(spec) {
+        check_external(field, e, &mut out);
     }
     let mut seen = Vec::new();
     for (i, m) in spec.offline.training.models.iter().enumerate() {
@@ -75,8 +70,9 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
     out
 }
 
-/// Each external backend (field name) with its `credentialsSecret`, in field order.
-fn backend_credentials(spec: &AnalyticsPipelineSpec) -> Vec<(&'static str, Option<&SecretRef>)> {
+/// Each external backend with its field name (`redis`, `mongodb`, `elasticsearch`, `kibana`),
+/// in field order.
+pub fn externals(spec: &AnalyticsPipelineSpec) -> Vec<(&'static str, &ExternalBackend)> {
     [
         ("redis", Some(&spec.redis)),
         ("mongodb", Some(&spec.mongodb.backend)),
@@ -85,10 +81,184 @@ fn backend_credentials(spec: &AnalyticsPipelineSpec) -> Vec<(&'static str, Optio
     ]
     .into_iter()
     .filter_map(|(field, b)| match b {
-        Some(BackendSpec::External(e)) => Some((field, e.credentials_secret.as_ref())),
+        Some(BackendSpec::External(e)) => Some((field, e)),
         _ => None,
     })
     .collect()
+}
+
+fn problem(out: &mut Vec<Problem>, field: String, message: impl Into<String>) {
+    out.push(Problem { field, message: message.into() });
+}
+
+/// Kafka: SASL credentials only over TLS.
+fn check_kafka(k: &KafkaSpec, out: &mut Vec<Problem>) {
+    if k.credentials_secret.is_some() && k.tls.is_none() {
+        problem(
+            out,
+            "spec.kafka.credentialsSecret".into(),
+            "SASL credentials are only sent over TLS: add spec.kafka.tls (`tls: {}` verifies \
+             the brokers with the system CAs, `tls: {caSecret: {name: ...}}` with your CA)",
+        );
+    }
+}
+
+/// The lower-case scheme of a URL (empty without `://`).
+fn scheme(url: &str) -> String {
+    url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// One external backend: no credentials in the URL, none in clear, TLS settings that mean
+/// something for this backend.
+fn check_external(field: &'static str, e: &ExternalBackend, out: &mut Vec<Problem>) {
+    let f = |sub: &str| format!("spec.{field}.external.{sub}");
+    if has_userinfo(&e.url) {
+        problem(
+            out,
+            f("url"),
+            format!(
+                "the URL {} carries credentials: put them in credentialsSecret (keys `username`, \
+                 `password`) instead; a URL is rendered into pod specs and shown in statuses",
+                redact_url(&e.url)
+            ),
+        );
+    }
+    let creds = e.credentials_secret.is_some();
+    let api_key = e.api_key_secret.is_some();
+    if e.tls.as_ref().is_some_and(|t| t.client_cert_secret.is_some()) {
+        problem(
+            out,
+            f("tls.clientCertSecret"),
+            "client certificates (mutual TLS) are supported for Kafka only; remove the field",
+        );
+    }
+    let scheme = scheme(&e.url);
+    match field {
+        "redis" => {
+            if api_key {
+                problem(out, f("apiKeySecret"), "API keys are for Elasticsearch and Kibana only");
+            }
+            match scheme.as_str() {
+                "redis" => {
+                    if creds {
+                        problem(
+                            out,
+                            f("credentialsSecret"),
+                            "the credentials would cross the network in clear with a redis:// \
+                             URL: use rediss:// (TLS)",
+                        );
+                    }
+                    if e.tls.is_some() {
+                        problem(
+                            out,
+                            f("tls"),
+                            "tls with a redis:// URL is a contradiction: use rediss://",
+                        );
+                    }
+                }
+                "rediss" => {}
+                other => {
+                    problem(out, f("url"), format!("scheme {other:?} is not redis:// or rediss://"))
+                }
+            }
+        }
+        "mongodb" => {
+            if let Err(m) = check_url(&e.url) {
+                problem(out, f("url"), format!("{}: {m}", redact_url(&e.url)));
+            }
+            if api_key {
+                problem(out, f("apiKeySecret"), "API keys are for Elasticsearch and Kibana only");
+            }
+            match &e.tls {
+                None if creds => problem(
+                    out,
+                    f("credentialsSecret"),
+                    "the credentials would cross the network in clear: add tls with a caSecret \
+                     (for MongoDB the tls field switches TLS on)",
+                ),
+                Some(t) if t.ca_secret.is_none() && !t.insecure_skip_verify => problem(
+                    out,
+                    f("tls.caSecret"),
+                    "required for MongoDB: TLS is switched on by the CA (without one the \
+                     connection would stay in clear)",
+                ),
+                Some(_)
+                    if url_option(&e.url, "ssl")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("false")) =>
+                {
+                    problem(out, f("url"), "ssl=false contradicts tls")
+                }
+                _ => {}
+            }
+        }
+        _ => {
+            // Elasticsearch, Kibana
+            match scheme.as_str() {
+                "http" => {
+                    for (set, sub) in [(creds, "credentialsSecret"), (api_key, "apiKeySecret")] {
+                        if set {
+                            problem(
+                                out,
+                                f(sub),
+                                "the secret would cross the network in clear with an http:// \
+                                 URL: use https://",
+                            );
+                        }
+                    }
+                    if e.tls.is_some() {
+                        problem(
+                            out,
+                            f("tls"),
+                            "tls with an http:// URL is a contradiction: use https://",
+                        );
+                    }
+                }
+                "https" => {}
+                other => {
+                    problem(out, f("url"), format!("scheme {other:?} is not http:// or https://"))
+                }
+            }
+            if creds && api_key {
+                problem(
+                    out,
+                    f("apiKeySecret"),
+                    "set either apiKeySecret or credentialsSecret, not both",
+                );
+            }
+        }
+    }
+}
+
+/// The value of a query option of a URL (case-insensitive name).
+fn url_option<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let (_, query) = url.split_once('?')?;
+    query.split(['&', ';']).find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// Settings that are valid but dangerous: certificate verification turned off. Each names the
+/// field; the reconciler publishes a Warning event and mentions them in SpecValid and Ready.
+pub fn warnings(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
+    let mut tls: Vec<(String, &TlsSpec)> = Vec::new();
+    if let Some(t) = &spec.kafka.tls {
+        tls.push(("spec.kafka.tls".into(), t));
+    }
+    for (field, e) in externals(spec) {
+        if let Some(t) = &e.tls {
+            tls.push((format!("spec.{field}.external.tls"), t));
+        }
+    }
+    tls.into_iter()
+        .filter(|(_, t)| t.insecure_skip_verify)
+        .map(|(field, _)| Problem {
+            field: format!("{field}.insecureSkipVerify"),
+            message: "certificate verification is OFF: anyone on the network path can read and \
+                      change this traffic; set caSecret instead"
+                .into(),
+        })
+        .collect()
 }
 
 /// A Secret the spec refers to: the field that names it, its name, and the keys it must hold.
@@ -102,27 +272,244 @@ pub struct SecretUse {
     pub keys: Vec<String>,
 }
 
-/// Every Secret the spec refers to, in field order.
-pub fn referenced_secrets(spec: &AnalyticsPipelineSpec) -> Vec<SecretUse> {
-    let creds = |field: String, name: &str| SecretUse {
+fn push_use(out: &mut Vec<SecretUse>, field: String, name: &str, keys: &[&str]) {
+    out.push(SecretUse {
         field,
         name: name.to_string(),
-        keys: vec!["username".into(), "password".into()],
-    };
-    let mut out = Vec::new();
-    if let Some(c) = &spec.kafka.credentials_secret {
-        out.push(creds("spec.kafka.credentialsSecret".into(), &c.name));
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+    });
+}
+
+fn push_tls_uses(out: &mut Vec<SecretUse>, at: &str, t: &TlsSpec) {
+    if let Some(ca) = &t.ca_secret {
+        push_use(out, format!("{at}.caSecret"), &ca.name, &[ca.key.as_str()]);
     }
-    for (field, c) in backend_credentials(spec) {
-        if let Some(c) = c {
-            out.push(creds(format!("spec.{field}.external.credentialsSecret"), &c.name));
+    if let Some(c) = &t.client_cert_secret {
+        push_use(out, format!("{at}.clientCertSecret"), &c.name, &["tls.crt", "tls.key"]);
+    }
+}
+
+/// Every Secret the spec refers to, with the keys it must hold, in field order.
+pub fn referenced_secrets(spec: &AnalyticsPipelineSpec) -> Vec<SecretUse> {
+    let mut out = Vec::new();
+    let creds = ["username", "password"];
+    if let Some(c) = &spec.kafka.credentials_secret {
+        push_use(&mut out, "spec.kafka.credentialsSecret".into(), &c.name, &creds);
+    }
+    if let Some(t) = &spec.kafka.tls {
+        push_tls_uses(&mut out, "spec.kafka.tls", t);
+    }
+    for (field, e) in externals(spec) {
+        if let Some(c) = &e.credentials_secret {
+            push_use(&mut out, format!("spec.{field}.external.credentialsSecret"), &c.name, &creds);
+        }
+        if let Some(t) = &e.tls {
+            push_tls_uses(&mut out, &format!("spec.{field}.external.tls"), t);
+        }
+        if let Some(k) = &e.api_key_secret {
+            push_use(
+                &mut out,
+                format!("spec.{field}.external.apiKeySecret"),
+                &k.name,
+                &[k.key.as_str()],
+            );
         }
     }
     let k = &spec.pseudonymisation.key_secret;
-    out.push(SecretUse {
-        field: "spec.pseudonymisation.keySecret".into(),
-        name: k.name.clone(),
-        keys: vec![k.key.clone()],
-    });
+    push_use(&mut out, "spec.pseudonymisation.keySecret".into(), &k.name, &[k.key.as_str()]);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::AnalyticsPipeline;
+
+    const EXAMPLE: &str = include_str!("../../crds/examples/pipeline.yaml");
+
+    /// The shipped example with `patch` (YAML) merged into its spec.
+    fn spec(patch: &str) -> AnalyticsPipelineSpec {
+        fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+            match (base, patch) {
+                (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+                    for (k, v) in p {
+                        if v.is_null() {
+                            b.remove(k);
+                        } else {
+                            merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                        }
+                    }
+                }
+                (b, p) => *b = p.clone(),
+            }
+        }
+        let parse = |s: &str| -> serde_json::Value {
+            serde_norway::from_str(s).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let mut v = parse(EXAMPLE);
+        merge(&mut v, &serde_json::json!({ "spec": parse(patch) }));
+        let p: AnalyticsPipeline = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
+        p.spec
+    }
+
+    fn fields(problems: &[Problem]) -> Vec<&str> {
+        problems.iter().map(|p| p.field.as_str()).collect()
+    }
+
+    #[test]
+    fn tls_and_credentials_everywhere_is_valid_and_needs_its_secrets() {
+        let s = spec(
+            "{ kafka: { credentialsSecret: { name: kc }, saslMechanism: SCRAM-SHA-256, \
+               tls: { caSecret: { name: kca }, clientCertSecret: { name: kcert } } }, \
+               redis: { external: { url: 'rediss://r:6380', credentialsSecret: { name: rc }, \
+                 tls: { caSecret: { name: rca, key: ca.pem } } } }, \
+               mongodb: { external: { url: 'mongodb://m:27017/?replicaSet=rs0', \
+                 credentialsSecret: { name: mc }, tls: { caSecret: { name: mca } } } }, \
+               elasticsearch: { external: { url: 'https://e:9200', \
+                 apiKeySecret: { name: ek, key: apiKey }, tls: { caSecret: { name: eca } } } } }",
+        );
+        assert_eq!(check_spec(&s), vec![]);
+        assert_eq!(warnings(&s), vec![]);
+        let uses: Vec<(String, String, Vec<String>)> =
+            referenced_secrets(&s).into_iter().map(|u| (u.field, u.name, u.keys)).collect();
+        let want = |f: &str, n: &str, k: &[&str]| {
+            (f.to_string(), n.to_string(), k.iter().map(|k| k.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            uses,
+            vec![
+                want("spec.kafka.credentialsSecret", "kc", &["username", "password"]),
+                want("spec.kafka.tls.caSecret", "kca", &["ca.crt"]),
+                want("spec.kafka.tls.clientCertSecret", "kcert", &["tls.crt", "tls.key"]),
+                want("spec.redis.external.credentialsSecret", "rc", &["username", "password"]),
+                want("spec.redis.external.tls.caSecret", "rca", &["ca.pem"]),
+                want("spec.mongodb.external.credentialsSecret", "mc", &["username", "password"]),
+                want("spec.mongodb.external.tls.caSecret", "mca", &["ca.crt"]),
+                want("spec.elasticsearch.external.tls.caSecret", "eca", &["ca.crt"]),
+                want("spec.elasticsearch.external.apiKeySecret", "ek", &["apiKey"]),
+                want("spec.pseudonymisation.keySecret", "shopstream-pseudonym", &["key"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_oidc_mongodb_url_is_refused_naming_the_url_field() {
+        let s = spec(
+            "{ mongodb: { external: { url: 'mongodb://m:27017/?authMechanism=MONGODB-OIDC&\
+             authMechanismProperties=ENVIRONMENT:k8s' } } }",
+        );
+        let p = check_spec(&s);
+        assert_eq!(fields(&p), ["spec.mongodb.external.url"]);
+        assert!(p[0].message.contains("ServiceAccount token"), "{}", p[0]);
+        let s = spec("{ mongodb: { external: { url: 'mongodb://m/?tlsCAFile=/etc/passwd' } } }");
+        assert_eq!(fields(&check_spec(&s)), ["spec.mongodb.external.url"]);
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_without_echoing_them() {
+        for (backend, url) in [
+            ("redis", "rediss://:hunter2@r:6380"),
+            ("mongodb", "mongodb://app:hunter2@m:27017/"),
+            ("elasticsearch", "https://elastic:hunter2@e:9200"),
+        ] {
+            let s = spec(&format!("{{ {backend}: {{ external: {{ url: '{url}' }} }} }}"));
+            let p = check_spec(&s);
+            assert_eq!(fields(&p), [format!("spec.{backend}.external.url")], "{p:?}");
+            assert!(p[0].message.contains("credentialsSecret"), "{}", p[0]);
+            assert!(!p[0].message.contains("hunter2"), "{}", p[0]);
+        }
+    }
+
+    #[test]
+    fn credentials_that_would_cross_the_network_in_clear_are_refused() {
+        let cases = [
+            ("{ kafka: { credentialsSecret: { name: kc } } }", "spec.kafka.credentialsSecret"),
+            (
+                "{ redis: { external: { url: 'redis://r:6379', credentialsSecret: { name: c } } } }",
+                "spec.redis.external.credentialsSecret",
+            ),
+            (
+                "{ mongodb: { external: { url: 'mongodb://m:27017', credentialsSecret: { name: c } } } }",
+                "spec.mongodb.external.credentialsSecret",
+            ),
+            (
+                "{ elasticsearch: { external: { url: 'http://e:9200', credentialsSecret: { name: c } } } }",
+                "spec.elasticsearch.external.credentialsSecret",
+            ),
+            (
+                "{ elasticsearch: { external: { url: 'http://e:9200', apiKeySecret: { name: k, key: k } } } }",
+                "spec.elasticsearch.external.apiKeySecret",
+            ),
+            (
+                "{ kibana: { managed: null, external: { url: 'http://k:5601', credentialsSecret: { name: c } } } }",
+                "spec.kibana.external.credentialsSecret",
+            ),
+            // tls on a plain-text scheme is a contradiction
+            (
+                "{ redis: { external: { url: 'redis://r:6379', tls: {} } } }",
+                "spec.redis.external.tls",
+            ),
+            (
+                "{ elasticsearch: { external: { url: 'http://e:9200', tls: {} } } }",
+                "spec.elasticsearch.external.tls",
+            ),
+            // for MongoDB the CA switches TLS on: tls without one would stay in clear
+            (
+                "{ mongodb: { external: { url: 'mongodb://m', tls: {}, credentialsSecret: { name: c } } } }",
+                "spec.mongodb.external.tls.caSecret",
+            ),
+        ];
+        for (patch, field) in cases {
+            let p = check_spec(&spec(patch));
+            assert_eq!(fields(&p), [field], "{patch}: {p:?}");
+        }
+        // With TLS, the same credentials are fine.
+        for patch in [
+            "{ kafka: { credentialsSecret: { name: kc }, tls: {} } }",
+            "{ redis: { external: { url: 'rediss://r:6380', credentialsSecret: { name: c } } } }",
+            "{ elasticsearch: { external: { url: 'https://e:9200', credentialsSecret: { name: c } } } }",
+        ] {
+            assert_eq!(check_spec(&spec(patch)), vec![], "{patch}");
+        }
+    }
+
+    #[test]
+    fn api_keys_only_for_elasticsearch_and_kibana_and_never_with_credentials() {
+        let p = check_spec(&spec(
+            "{ elasticsearch: { external: { url: 'https://e:9200', credentialsSecret: { name: c }, \
+             apiKeySecret: { name: k, key: apiKey } } } }",
+        ));
+        assert_eq!(fields(&p), ["spec.elasticsearch.external.apiKeySecret"]);
+        assert!(p[0].message.contains("not both"), "{}", p[0]);
+        for backend in ["redis", "mongodb"] {
+            let url = if backend == "redis" { "rediss://r:6380" } else { "mongodb://m:27017" };
+            let p = check_spec(&spec(&format!(
+                "{{ {backend}: {{ external: {{ url: '{url}', apiKeySecret: {{ name: k, key: k }} }} }} }}"
+            )));
+            assert_eq!(fields(&p), [format!("spec.{backend}.external.apiKeySecret")], "{p:?}");
+        }
+        // mutual TLS is a Kafka feature
+        let p = check_spec(&spec(
+            "{ redis: { external: { url: 'rediss://r:6380', tls: { clientCertSecret: { name: c } } } } }",
+        ));
+        assert_eq!(fields(&p), ["spec.redis.external.tls.clientCertSecret"]);
+    }
+
+    #[test]
+    fn insecure_skip_verify_is_valid_but_warned_about() {
+        let s = spec(
+            "{ kafka: { tls: { insecureSkipVerify: true } }, \
+               elasticsearch: { external: { url: 'https://e:9200', tls: { insecureSkipVerify: true } } } }",
+        );
+        assert_eq!(check_spec(&s), vec![]);
+        let w = warnings(&s);
+        assert_eq!(
+            fields(&w),
+            [
+                "spec.kafka.tls.insecureSkipVerify",
+                "spec.elasticsearch.external.tls.insecureSkipVerify"
+            ]
+        );
+        assert!(w[0].message.contains("OFF"), "{}", w[0]);
+    }
 }

@@ -58,8 +58,8 @@ fn env_of(d: &Deployment) -> BTreeMap<String, String> {
         .into_iter()
         .map(|e| {
             let v = e.value.unwrap_or_else(|| {
-                let r = e.value_from.and_then(|f| f.secret_key_ref).expect("secret ref");
-                format!("secret:{}/{}", r.name, r.key)
+                let f = e.value_from.and_then(|f| f.field_ref).expect("a pod field");
+                format!("field:{}", f.field_path)
             });
             (e.name, v)
         })
@@ -137,12 +137,31 @@ async fn pipeline_lifecycle_on_a_real_api_server() {
     assert_eq!(env["SHOPSTREAM_TOPIC_DEAD_LETTER"], format!("optest.{tag}.deadLetter"));
     assert_eq!(env["SHOPSTREAM_REDIS_URL"], need_env("SHOPSTREAM_REDIS_URL"));
     assert_eq!(env["SHOPSTREAM_CONSUMER_GROUP"], format!("shopstream.{}.shop.gate", ns.name));
-    assert!(!env.contains_key("SHOPSTREAM_PSEUDONYM_KEY"), "only the sink gets the key");
+    assert!(!env.contains_key("SHOPSTREAM_PSEUDONYM_KEY_FILE"), "only the sink gets the key");
     assert_eq!(gate.spec.as_ref().and_then(|s| s.replicas), Some(2));
     let sink_env = env_of(&deployments.get("shop-sink").await.expect("sink"));
     assert_eq!(sink_env["SHOPSTREAM_MONGO_URL"], need_env("SHOPSTREAM_MONGO_URL"));
     assert_eq!(sink_env["SHOPSTREAM_MONGO_DB"], format!("optest_{tag}"));
-    assert_eq!(sink_env["SHOPSTREAM_PSEUDONYM_KEY"], "secret:shopstream-pseudonym/key");
+    assert_eq!(
+        sink_env["SHOPSTREAM_PSEUDONYM_KEY_FILE"],
+        "/var/run/secrets/shopstream/pseudonym/key"
+    );
+    // ... from the Secret, mounted as a file in the sink alone.
+    let sink = deployments.get("shop-sink").await.expect("sink");
+    let sink_pod = sink.spec.and_then(|s| s.template.spec).expect("sink pod");
+    let sources = sink_pod.volumes.unwrap_or_default()[0]
+        .projected
+        .clone()
+        .and_then(|p| p.sources)
+        .unwrap_or_default();
+    let secret = sources[0].secret.clone().expect("a Secret source");
+    assert_eq!(secret.name, "shopstream-pseudonym");
+    assert!(
+        gate.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .is_some_and(|p| p.volumes.is_none())
+    );
     let proc_env = env_of(&deployments.get("shop-processor").await.expect("processor"));
     assert_eq!(proc_env["SHOPSTREAM_ES_URL"], need_env("SHOPSTREAM_ES_URL"));
 
@@ -455,8 +474,11 @@ async fn invalid_pipelines_are_rejected_or_conditioned() {
     let t2 = topics.clone();
     let after = tokio::task::spawn_blocking(move || broker_partitions(&t2)).await.expect("join");
     assert!(after.iter().all(Option::is_some), "topics deleted although not asked: {after:?}");
-    let admin = shopstream_operator::kafka::TopicAdmin::new(&need_env("SHOPSTREAM_KAFKA"), None)
-        .expect("admin");
+    let admin = shopstream_operator::kafka::TopicAdmin::new(
+        &need_env("SHOPSTREAM_KAFKA"),
+        &shopstream_clients::KafkaSecurity::default(),
+    )
+    .expect("admin");
     admin.delete(&topics).await.expect("cleanup topics");
 
     op.stop().await;
@@ -606,8 +628,11 @@ async fn registry_and_budget_from_mongodb_appear_in_status() {
 
     op.stop().await;
     let _ = db.drop().await;
-    let admin = shopstream_operator::kafka::TopicAdmin::new(&need_env("SHOPSTREAM_KAFKA"), None)
-        .expect("admin");
+    let admin = shopstream_operator::kafka::TopicAdmin::new(
+        &need_env("SHOPSTREAM_KAFKA"),
+        &shopstream_clients::KafkaSecurity::default(),
+    )
+    .expect("admin");
     let topics: Vec<String> = ["raw", "valid", "suspicious", "deadLetter"]
         .iter()
         .map(|r| format!("optest.{tag}.{r}"))

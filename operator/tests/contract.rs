@@ -96,17 +96,26 @@ fn parse(key: &str, c: &Container) -> Cli {
         let value = match (e.value, e.value_from) {
             (Some(v), None) => v,
             (None, Some(from)) => match (from.secret_key_ref, from.field_ref) {
-                // what the kubelet would put there: the Secret's value, the pod's field
-                (Some(r), None) => format!("secret-{}-{}", r.name, r.key),
+                // what the kubelet would put there: the pod's field
                 (None, Some(f)) => format!("field-{}", f.field_path),
-                other => panic!("{key}: {} is neither a secret nor a pod field: {other:?}", e.name),
+                // Secrets reach containers only as files
+                (Some(r), _) => panic!("{key}: {} is a secretKeyRef to {}", e.name, r.name),
+                other => panic!("{key}: {} is not a pod field: {other:?}", e.name),
             },
             other => {
                 panic!("{key}: {} has neither or both of value and valueFrom: {other:?}", e.name)
             }
         };
-        argv.push(format!("--{long}"));
-        argv.push(value);
+        if arg.get_action().takes_values() {
+            argv.push(format!("--{long}"));
+            argv.push(value);
+        } else {
+            // A switch (`SetTrue`): clap reads its variable as a boolean, on unless falsey.
+            let falsey = ["", "0", "false", "no", "off", "n", "f"];
+            if !falsey.contains(&value.to_ascii_lowercase().as_str()) {
+                argv.push(format!("--{long}"));
+            }
+        }
     }
     Cli::try_parse_from(&argv)
         .unwrap_or_else(|err| panic!("{key}: {argv:?} does not parse:\n{err}"))
@@ -121,9 +130,24 @@ fn every_rendered_container_parses_with_the_real_workload_parser() {
         (
             "kafka credentials",
             pipeline(
-                "spec: { kafka: { credentialsSecret: { name: kafka-creds } }, \
+                "spec: { kafka: { credentialsSecret: { name: kafka-creds }, tls: {} }, \
                  workloads: { generator: null }, mongodb: { database: null }, \
                  offline: { training: { models: [mlp] } } }",
+            ),
+        ),
+        // TLS with CAs and credentials to every backend, a client certificate and
+        // PLAIN for Kafka, an API key for Elasticsearch: every `*_FILE` variable parses
+        (
+            "secure",
+            pipeline(
+                "spec: { kafka: { credentialsSecret: { name: kafka-creds }, saslMechanism: PLAIN, \
+                   tls: { caSecret: { name: kafka-ca }, clientCertSecret: { name: kafka-client } } }, \
+                 redis: { external: { url: 'rediss://redis:6380', credentialsSecret: { name: redis-creds }, \
+                   tls: { caSecret: { name: redis-ca }, insecureSkipVerify: true } } }, \
+                 mongodb: { external: { url: 'mongodb://mongo:27017/?replicaSet=rs0', \
+                   credentialsSecret: { name: mongo-creds }, tls: { caSecret: { name: mongo-ca } } } }, \
+                 elasticsearch: { external: { url: 'https://es:9200', \
+                   apiKeySecret: { name: es-key, key: apiKey }, tls: { caSecret: { name: es-ca } } } } }",
             ),
         ),
         // managed backends: the workloads reach them through their Services
@@ -137,11 +161,20 @@ fn every_rendered_container_parses_with_the_real_workload_parser() {
         ),
     ];
     for (what, p) in variants {
+        assert_eq!(shopstream_operator::validate::check_spec(&p.spec), vec![], "{what}");
         let id = PipelineId::new("team-a", "shop");
         let rendered = containers(&p);
         let mut seen = Vec::new();
         for (key, c) in &rendered {
             let cli = parse(key, c);
+            // Every file the container is told about is in what it parsed (the parser does
+            // not read files; the workload does when it connects).
+            let parsed = format!("{cli:?}");
+            for e in c.env.iter().flatten().filter(|e| e.name.ends_with("_FILE")) {
+                let path = e.value.as_deref().unwrap_or_default();
+                assert!(path.starts_with("/var/run/secrets/shopstream/"), "{key}: {path}");
+                assert!(parsed.contains(path), "{what} {key}: {} = {path} not parsed", e.name);
+            }
             let t = &p.spec.kafka.topics;
             match cli.command {
                 Command::Generate(a) => {
@@ -167,16 +200,25 @@ fn every_rendered_container_parses_with_the_real_workload_parser() {
                     assert_eq!(a.verdict_ttl_secs, 691_200, "{what}");
                     assert_eq!(a.metrics_addr.port(), 9100, "{what}");
                     if what == "managed" {
-                        assert_eq!(a.redis_url, "redis://shop-redis.team-a.svc:6379");
+                        assert_eq!(a.redis.redis_url, "redis://shop-redis.team-a.svc:6379");
                     }
-                    if what == "kafka credentials" {
-                        assert_eq!(
-                            a.kafka.username.as_deref(),
-                            Some("secret-kafka-creds-username")
-                        );
-                        assert_eq!(
-                            a.kafka.password.as_deref(),
-                            Some("secret-kafka-creds-password")
+                    if what == "kafka credentials" || what == "secure" {
+                        let k = format!("{:?}", a.kafka);
+                        for file in ["kafka/username", "kafka/password"] {
+                            assert!(
+                                k.contains(&format!("/var/run/secrets/shopstream/{file}")),
+                                "{k}"
+                            );
+                        }
+                        assert!(k.contains("SaslSsl"), "{what}: {k}");
+                    }
+                    if what == "secure" {
+                        let r = format!("{:?}", a.redis);
+                        assert!(r.contains("/var/run/secrets/shopstream/redis/ca.crt"), "{r}");
+                        assert!(r.contains("redis_insecure_skip_verify: true"), "{r}");
+                        assert!(
+                            !format!("{:?}", a.kafka).contains("mongodb/"),
+                            "gate reads no Mongo"
                         );
                     }
                 }
@@ -194,14 +236,21 @@ fn every_rendered_container_parses_with_the_real_workload_parser() {
                     assert_eq!(a.mongo.mongo_db, p.database(), "{what}");
                     assert_eq!(a.input_topic, t.valid.name, "{what}");
                     assert_eq!(a.dead_letter_topic, t.dead_letter.name, "{what}");
-                    assert_eq!(a.key.key.as_deref(), Some("secret-shopstream-pseudonym-key"));
+                    assert_eq!(
+                        a.key.key_file.as_deref(),
+                        Some(std::path::Path::new("/var/run/secrets/shopstream/pseudonym/key"))
+                    );
+                    assert_eq!(a.key.key, None, "the key itself is never on the command line");
                     assert_eq!(a.metrics_addr.port(), 9100, "{what}");
                 }
                 Command::Similarity(a) => {
                     seen.push(Workload::Similarity);
                     assert_eq!(a.es_index, id.similarity_index(), "{what}");
                     assert_eq!(a.mongo.mongo_db, p.database(), "{what}");
-                    assert!(a.mongo.mongo_url.is_some() && a.es_url.is_some(), "{what}");
+                    assert!(a.mongo.mongo_url.is_some() && a.es.es_url.is_some(), "{what}");
+                    if what == "secure" {
+                        assert!(a.es.es_api_key_file.is_some() && a.mongo.mongo_ca_file.is_some());
+                    }
                     assert_eq!(a.threshold, p.spec.offline.similarity.threshold, "{what}");
                 }
                 Command::Train(a) => {
@@ -266,7 +315,12 @@ async fn operator_view(
 ) -> shopstream_operator::registry::RegistryView {
     let privacy = &p.spec.offline.training.privacy;
     shopstream_operator::registry::RegistryReader::default()
-        .read(url, db, &p.id().key(), privacy)
+        .read(
+            &shopstream_operator::registry::MongoConnection::plain(url),
+            db,
+            &p.id().key(),
+            privacy,
+        )
         .await
         .expect("the operator reads the registry")
 }

@@ -134,6 +134,7 @@ fn workloads_are_wired_to_topics_services_and_secrets() {
         "SHOPSTREAM_ES_URL",
         "SHOPSTREAM_KIBANA_URL",
         "SHOPSTREAM_PSEUDONYM_KEY",
+        "SHOPSTREAM_PSEUDONYM_KEY_FILE",
         "SHOPSTREAM_PIPELINE_CONFIG",
     ] {
         assert!(!env.contains_key(absent), "gate has {absent}");
@@ -161,13 +162,30 @@ fn workloads_are_wired_to_topics_services_and_secrets() {
         value(&penv, "SHOPSTREAM_TOPIC_PROCESSOR_DEAD_LETTER"),
         "shop.sessions.dead-letter.processor"
     );
-    let key = senv["SHOPSTREAM_PSEUDONYM_KEY"]
-        .value_from
-        .as_ref()
-        .and_then(|v| v.secret_key_ref.as_ref())
-        .expect("pseudonym key from a Secret");
-    assert_eq!(key.name, "shopstream-pseudonym");
-    assert_eq!(key.key, "key");
+    // The pseudonym key is a file from the Secret, mounted read-only in the sink alone.
+    assert_eq!(
+        value(&senv, "SHOPSTREAM_PSEUDONYM_KEY_FILE"),
+        "/var/run/secrets/shopstream/pseudonym/key"
+    );
+    assert!(!senv.contains_key("SHOPSTREAM_PSEUDONYM_KEY"));
+    let mounts = sink_pod.containers[0].volume_mounts.clone().expect("sink mounts");
+    assert_eq!(mounts.len(), 1);
+    assert_eq!(mounts[0].mount_path, "/var/run/secrets/shopstream");
+    assert_eq!(mounts[0].read_only, Some(true));
+    let volumes = sink_pod.volumes.clone().expect("sink volumes");
+    let projected = volumes[0].projected.clone().expect("projected");
+    assert_eq!(projected.default_mode, Some(0o440));
+    let sources = projected.sources.expect("sources");
+    let secret = sources[0].secret.clone().expect("a Secret source");
+    assert_eq!(secret.name, "shopstream-pseudonym");
+    let items = secret.items.expect("items");
+    assert_eq!((items[0].key.as_str(), items[0].path.as_str()), ("key", "pseudonym/key"));
+    // The pod runs as the image's user; the files' group is the pod's fsGroup.
+    let sc = sink_pod.security_context.clone().expect("pod security context");
+    assert_eq!(
+        (sc.run_as_user, sc.fs_group, sc.run_as_non_root),
+        (Some(65532), Some(65532), Some(true))
+    );
     // resources from the spec
     let res = c.resources.as_ref().expect("resources");
     assert_eq!(res.requests.as_ref().expect("requests")["cpu"].0, "100m");
@@ -376,10 +394,11 @@ fn managed_backends_become_statefulsets_with_services_and_storage() {
 }
 
 #[test]
-fn kafka_credentials_become_secret_env_and_unsupported_backend_credentials_are_refused() {
+fn kafka_credentials_become_files_and_backend_credentials_are_accepted_over_tls() {
     let mut p = example();
     p.spec.kafka.credentials_secret =
         Some(shopstream_operator::crd::SecretRef { name: "kafka-creds".into() });
+    p.spec.kafka.tls = Some(Default::default());
     let objs = render(&p, &RenderInputs::default()).expect("renders");
     let proc_: Deployment = typed(&objs, "Deployment", "shop-processor");
     let env = env_map(
@@ -388,21 +407,22 @@ fn kafka_credentials_become_secret_env_and_unsupported_backend_credentials_are_r
             .as_deref()
             .expect("env"),
     );
-    for (var, secret, key) in [
-        ("SHOPSTREAM_KAFKA_USERNAME", "kafka-creds", "username"),
-        ("SHOPSTREAM_KAFKA_PASSWORD", "kafka-creds", "password"),
-    ] {
-        let r = env[var].value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect(var);
-        assert_eq!((r.name.as_str(), r.key.as_str()), (secret, key));
-    }
+    assert_eq!(value(&env, "SHOPSTREAM_KAFKA_SECURITY_PROTOCOL"), "sasl-ssl");
+    assert_eq!(value(&env, "SHOPSTREAM_KAFKA_SASL_MECHANISM"), "SCRAM-SHA-512");
+    assert_eq!(
+        value(&env, "SHOPSTREAM_KAFKA_USERNAME_FILE"),
+        "/var/run/secrets/shopstream/kafka/username"
+    );
+    assert_eq!(
+        value(&env, "SHOPSTREAM_KAFKA_PASSWORD_FILE"),
+        "/var/run/secrets/shopstream/kafka/password"
+    );
+    assert!(!env.contains_key("SHOPSTREAM_KAFKA_USERNAME"));
     assert!(validate::check_spec(&p.spec).is_empty());
 
     p.spec.elasticsearch =
         yaml("external: { url: 'https://es:9200', credentialsSecret: { name: es-creds } }");
-    let problems = validate::check_spec(&p.spec);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert_eq!(problems[0].field, "spec.elasticsearch.external.credentialsSecret");
-    assert!(problems[0].message.contains("not supported"), "{}", problems[0]);
+    assert_eq!(validate::check_spec(&p.spec), vec![]);
     let uses = validate::referenced_secrets(&p.spec);
     let fields: Vec<&str> = uses.iter().map(|u| u.field.as_str()).collect();
     assert_eq!(
@@ -413,6 +433,208 @@ fn kafka_credentials_become_secret_env_and_unsupported_backend_credentials_are_r
             "spec.pseudonymisation.keySecret"
         ]
     );
+    // ... but not in clear.
+    p.spec.elasticsearch =
+        yaml("external: { url: 'http://es:9200', credentialsSecret: { name: es-creds } }");
+    let problems = validate::check_spec(&p.spec);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "spec.elasticsearch.external.credentialsSecret");
+    assert!(problems[0].message.contains("in clear"), "{}", problems[0]);
+}
+
+/// A pipeline whose Kafka, Redis, MongoDB and Elasticsearch all use TLS with a CA and
+/// credentials (Kafka also a client certificate); `es_api_key` swaps Elasticsearch's
+/// credentials for an API key.
+fn secure(es_api_key: bool) -> AnalyticsPipeline {
+    let mut p = example();
+    p.spec.kafka = yaml(
+        "bootstrapServers: 'kafka:9093'
+credentialsSecret: { name: kafka-creds }
+saslMechanism: SCRAM-SHA-256
+tls: { caSecret: { name: kafka-ca }, clientCertSecret: { name: kafka-client } }
+topics:
+  raw: { name: shop.sessions.raw }
+  valid: { name: shop.sessions.valid }
+  suspicious: { name: shop.sessions.suspicious }
+  deadLetter: { name: shop.sessions.dead-letter }",
+    );
+    p.spec.redis = yaml(
+        "external: { url: 'rediss://redis:6380', credentialsSecret: { name: redis-creds }, \
+         tls: { caSecret: { name: redis-ca } } }",
+    );
+    p.spec.mongodb.backend = yaml(
+        "external: { url: 'mongodb://mongo:27017/?replicaSet=rs0', \
+         credentialsSecret: { name: mongo-creds }, tls: { caSecret: { name: mongo-ca, key: ca.pem } } }",
+    );
+    p.spec.elasticsearch = yaml(if es_api_key {
+        "external: { url: 'https://es:9200', apiKeySecret: { name: es-key, key: apiKey }, \
+         tls: { caSecret: { name: es-ca } } }"
+    } else {
+        "external: { url: 'https://es:9200', credentialsSecret: { name: es-creds }, \
+         tls: { caSecret: { name: es-ca } } }"
+    });
+    p
+}
+
+/// Every string in a JSON value.
+fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| {
+            out.push(k.clone());
+            strings(x, out)
+        }),
+        _ => {}
+    }
+}
+
+/// Every Secret reaches only the containers whose workload talks to its backend, only as a
+/// file the contract names, and nothing else of it (no value, no `secretKeyRef`, no URL with
+/// credentials) appears in any rendered object.
+#[test]
+fn secrets_reach_only_their_containers_and_only_as_files() {
+    use shopstream_contract::{Common, PipelineId, SecretFile};
+    use shopstream_operator::render::workload_configs;
+    for es_api_key in [false, true] {
+        let p = secure(es_api_key);
+        assert_eq!(validate::check_spec(&p.spec), vec![], "the secure pipeline is valid");
+        let objs = render(&p, &RenderInputs::default()).expect("renders");
+        let common = Common { pipeline: PipelineId::new("shop-ns", "shop"), log: "info".into() };
+        let configs = workload_configs(&p);
+        let mut containers_seen = 0;
+        for d in &objs {
+            let v = serde_json::to_value(&d.object).expect("json");
+            // Nothing anywhere refers to a Secret's value or carries credentials in a URL.
+            let mut all = Vec::new();
+            strings(&v, &mut all);
+            for s in &all {
+                assert!(!shopstream_clients::has_userinfo(s), "{}: {s}", d.key());
+                assert!(s != "secretKeyRef" && s != "envFrom", "{}: {s}", d.key());
+            }
+            let pod = v
+                .pointer("/spec/template/spec")
+                .or_else(|| v.pointer("/spec/jobTemplate/spec/template/spec"));
+            let Some(pod) = pod else { continue };
+            let pod: k8s_openapi::api::core::v1::PodSpec =
+                serde_json::from_value(pod.clone()).expect("pod spec");
+            if d.resource.kind == "StatefulSet" {
+                assert!(pod.volumes.iter().flatten().all(|v| v.projected.is_none()), "{}", d.key());
+                continue;
+            }
+            assert_eq!(pod.containers.len(), 1);
+            let c = &pod.containers[0];
+            containers_seen += 1;
+            let config = configs
+                .iter()
+                .find(|w| w.workload().component() == c.name)
+                .unwrap_or_else(|| panic!("{}: no config for container {}", d.key(), c.name));
+            let mut want: Vec<SecretFile> = config.secret_files(&common);
+            want.sort();
+            // What the container's mounts put where.
+            let mut got = Vec::new();
+            for m in c.volume_mounts.iter().flatten() {
+                assert_eq!(m.read_only, Some(true), "{}", d.key());
+                let vol = pod
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .find(|v| v.name == m.name)
+                    .unwrap_or_else(|| panic!("{}: mount of a missing volume", d.key()));
+                let projected = vol.projected.clone().expect("only projected Secret volumes");
+                assert_eq!(projected.default_mode, Some(0o440), "{}", d.key());
+                for src in projected.sources.into_iter().flatten() {
+                    let secret = src.secret.expect("only Secret sources");
+                    assert_eq!(secret.optional, Some(false));
+                    for item in secret.items.expect("explicit items, never the whole Secret") {
+                        got.push(SecretFile {
+                            secret: secret.name.clone(),
+                            key: item.key,
+                            path: format!("{}/{}", m.mount_path, item.path),
+                        });
+                    }
+                }
+            }
+            got.sort();
+            assert_eq!(got, want, "{}: mounts differ from the contract's secret_files", d.key());
+            // Every *_FILE variable names a mounted file.
+            for e in c.env.iter().flatten() {
+                assert!(e.value_from.as_ref().is_none_or(|f| f.secret_key_ref.is_none()));
+                if e.name.ends_with("_FILE") {
+                    let path = e.value.clone().expect("a path");
+                    assert!(
+                        got.iter().any(|f| f.path == path),
+                        "{}: {} -> {path}",
+                        d.key(),
+                        e.name
+                    );
+                }
+            }
+            // Which Secrets each workload gets.
+            let mut secrets: Vec<&str> = got.iter().map(|f| f.secret.as_str()).collect();
+            secrets.sort_unstable();
+            secrets.dedup();
+            let kafka = ["kafka-ca", "kafka-client", "kafka-creds"];
+            let es: &[&str] =
+                if es_api_key { &["es-ca", "es-key"] } else { &["es-ca", "es-creds"] };
+            let mongo = ["mongo-ca", "mongo-creds"];
+            let mut expected: Vec<&str> = match c.name.as_str() {
+                "generator" => kafka.to_vec(),
+                "gate" => [&kafka[..], &["redis-ca", "redis-creds"]].concat(),
+                "processor" => [&kafka[..], es].concat(),
+                "sink" => [&kafka[..], &mongo[..], &["shopstream-pseudonym"]].concat(),
+                "similarity" => [es, &mongo[..]].concat(),
+                "train" => mongo.to_vec(),
+                other => panic!("unexpected container {other}"),
+            };
+            expected.sort_unstable();
+            assert_eq!(secrets, expected, "{} ({})", d.key(), c.name);
+            let sc = pod.security_context.clone().expect("security context");
+            assert_eq!(
+                (sc.run_as_user, sc.run_as_group, sc.fs_group),
+                (Some(65532), Some(65532), Some(65532))
+            );
+        }
+        assert_eq!(containers_seen, 6, "generator, gate, processor, sink, similarity, train");
+        // The protocol follows the spec; the API key replaces the ES credentials.
+        let processor: Deployment = typed(&objs, "Deployment", "shop-processor");
+        let penv = env_map(
+            processor.spec.expect("spec").template.spec.expect("pod").containers[0]
+                .env
+                .as_deref()
+                .expect("env"),
+        );
+        assert_eq!(value(&penv, "SHOPSTREAM_KAFKA_SECURITY_PROTOCOL"), "sasl-ssl");
+        assert_eq!(value(&penv, "SHOPSTREAM_KAFKA_SASL_MECHANISM"), "SCRAM-SHA-256");
+        assert_eq!(
+            value(&penv, "SHOPSTREAM_KAFKA_CERT_FILE"),
+            "/var/run/secrets/shopstream/kafka/tls.crt"
+        );
+        assert_eq!(penv.contains_key("SHOPSTREAM_ES_API_KEY_FILE"), es_api_key);
+        assert_eq!(penv.contains_key("SHOPSTREAM_ES_USERNAME_FILE"), !es_api_key);
+        assert!(!penv.contains_key("SHOPSTREAM_ES_INSECURE_SKIP_VERIFY"));
+    }
+}
+
+/// TLS without credentials is `ssl`; insecureSkipVerify reaches the workloads as the flag.
+#[test]
+fn kafka_tls_alone_is_ssl_and_skip_verify_is_rendered() {
+    let mut p = example();
+    p.spec.kafka.tls = Some(yaml("{ insecureSkipVerify: true }"));
+    assert!(validate::check_spec(&p.spec).is_empty());
+    assert_eq!(validate::warnings(&p.spec).len(), 1);
+    let objs = render(&p, &RenderInputs::default()).expect("renders");
+    let gate: Deployment = typed(&objs, "Deployment", "shop-gate");
+    let env = env_map(
+        gate.spec.expect("spec").template.spec.expect("pod").containers[0]
+            .env
+            .as_deref()
+            .expect("env"),
+    );
+    assert_eq!(value(&env, "SHOPSTREAM_KAFKA_SECURITY_PROTOCOL"), "ssl");
+    assert_eq!(value(&env, "SHOPSTREAM_KAFKA_INSECURE_SKIP_VERIFY"), "true");
+    assert!(!env.contains_key("SHOPSTREAM_KAFKA_SASL_MECHANISM"));
+    assert!(!env.contains_key("SHOPSTREAM_KAFKA_USERNAME_FILE"));
 }
 
 #[test]
@@ -608,9 +830,11 @@ fn rendered_objects_validate_against_kubernetes_1_30() {
     p.spec.redis = yaml("managed: { storage: { size: 2Gi } }");
     p.spec.mongodb.backend = yaml("managed: {}");
     p.spec.elasticsearch = yaml("managed: {}");
-    for inputs in [
-        RenderInputs::default(),
-        RenderInputs { suspend_training: true, ..RenderInputs::default() },
+    for (p, inputs) in [
+        (p.clone(), RenderInputs::default()),
+        (p, RenderInputs { suspend_training: true, ..RenderInputs::default() }),
+        // projected Secret volumes, security contexts
+        (secure(false), RenderInputs::default()),
     ] {
         let objs = render(&p, &inputs).expect("renders");
         let mut yaml = String::new();

@@ -36,6 +36,7 @@ fn model(name: &str, version: i64) -> ModelStatus {
 fn healthy() -> Gathered {
     Gathered {
         secret_problems: vec![],
+        spec_warnings: vec![],
         registry: RegistryRead::Read(RegistryView {
             models: vec![],
             budget: registry::budget(None, &privacy()),
@@ -72,6 +73,24 @@ fn everything_observed_ready_gives_ready() {
     assert!(s.conditions.iter().all(|c| c.observed_generation == Some(3)));
     assert_eq!(s.topics.len(), 1);
     assert_eq!(s.privacy_budget.as_ref().map(|b| b.remaining_epsilon), Some(10.0));
+}
+
+/// Turning certificate verification off is valid, but SpecValid and Ready say so, naming the
+/// field, while the pipeline stays Ready.
+#[test]
+fn insecure_skip_verify_is_named_in_spec_valid_and_ready() {
+    let mut g = healthy();
+    g.spec_warnings = vec![Problem {
+        field: "spec.kafka.tls.insecureSkipVerify".into(),
+        message: "certificate verification is OFF".into(),
+    }];
+    let s = status::decide(&Default::default(), &g, &privacy(), Some(1), NOW);
+    let (valid, reason, message) = cond(&s, "SpecValid");
+    assert_eq!((valid, reason), ("True", "ValidInsecure"));
+    assert!(message.contains("spec.kafka.tls.insecureSkipVerify"), "{message}");
+    let (ready, _, message) = cond(&s, "Ready");
+    assert_eq!(ready, "True");
+    assert!(message.contains("WARNING: spec.kafka.tls.insecureSkipVerify"), "{message}");
 }
 
 #[test]

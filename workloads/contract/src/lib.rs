@@ -26,10 +26,22 @@ pub mod env {
     pub const PIPELINE: &str = "SHOPSTREAM_PIPELINE";
     /// Kafka bootstrap servers.
     pub const KAFKA: &str = "SHOPSTREAM_KAFKA";
-    /// SASL username for Kafka.
-    pub const KAFKA_USERNAME: &str = "SHOPSTREAM_KAFKA_USERNAME";
-    /// SASL password for Kafka.
-    pub const KAFKA_PASSWORD: &str = "SHOPSTREAM_KAFKA_PASSWORD";
+    /// Kafka security protocol: `plaintext`, `ssl`, `sasl-plaintext` or `sasl-ssl`.
+    pub const KAFKA_SECURITY_PROTOCOL: &str = "SHOPSTREAM_KAFKA_SECURITY_PROTOCOL";
+    /// Kafka SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub const KAFKA_SASL_MECHANISM: &str = "SHOPSTREAM_KAFKA_SASL_MECHANISM";
+    /// File holding the Kafka SASL username.
+    pub const KAFKA_USERNAME_FILE: &str = "SHOPSTREAM_KAFKA_USERNAME_FILE";
+    /// File holding the Kafka SASL password.
+    pub const KAFKA_PASSWORD_FILE: &str = "SHOPSTREAM_KAFKA_PASSWORD_FILE";
+    /// PEM file of the CA(s) that sign the brokers' certificates.
+    pub const KAFKA_CA_FILE: &str = "SHOPSTREAM_KAFKA_CA_FILE";
+    /// PEM file of the client certificate (mutual TLS).
+    pub const KAFKA_CERT_FILE: &str = "SHOPSTREAM_KAFKA_CERT_FILE";
+    /// PEM file of the client certificate's private key (mutual TLS).
+    pub const KAFKA_KEY_FILE: &str = "SHOPSTREAM_KAFKA_KEY_FILE";
+    /// Skip verifying the brokers' certificates (never in production).
+    pub const KAFKA_INSECURE_SKIP_VERIFY: &str = "SHOPSTREAM_KAFKA_INSECURE_SKIP_VERIFY";
     /// Extra librdkafka properties (`key=value,...`).
     pub const KAFKA_OPTIONS: &str = "SHOPSTREAM_KAFKA_OPTIONS";
     /// Raw sessions topic (generator output, gate input).
@@ -48,6 +60,14 @@ pub mod env {
     pub const METRICS_ADDR: &str = "SHOPSTREAM_METRICS_ADDR";
     /// Redis URL (the gate's state).
     pub const REDIS_URL: &str = "SHOPSTREAM_REDIS_URL";
+    /// PEM file of the CA(s) that sign Redis's certificate (`rediss://` URLs).
+    pub const REDIS_CA_FILE: &str = "SHOPSTREAM_REDIS_CA_FILE";
+    /// File holding the Redis ACL username.
+    pub const REDIS_USERNAME_FILE: &str = "SHOPSTREAM_REDIS_USERNAME_FILE";
+    /// File holding the Redis password.
+    pub const REDIS_PASSWORD_FILE: &str = "SHOPSTREAM_REDIS_PASSWORD_FILE";
+    /// Skip verifying Redis's certificate (never in production).
+    pub const REDIS_INSECURE_SKIP_VERIFY: &str = "SHOPSTREAM_REDIS_INSECURE_SKIP_VERIFY";
     /// Prefix of every Redis key the gate writes.
     pub const GATE_REDIS_PREFIX: &str = "SHOPSTREAM_GATE_REDIS_PREFIX";
     /// Capacity of the gate's Bloom filter.
@@ -64,12 +84,30 @@ pub mod env {
     pub const MONGO_URL: &str = "SHOPSTREAM_MONGO_URL";
     /// MongoDB database.
     pub const MONGO_DB: &str = "SHOPSTREAM_MONGO_DB";
+    /// PEM file of the CA(s) that sign MongoDB's certificate (switches TLS on).
+    pub const MONGO_CA_FILE: &str = "SHOPSTREAM_MONGO_CA_FILE";
+    /// File holding the MongoDB (SCRAM) username.
+    pub const MONGO_USERNAME_FILE: &str = "SHOPSTREAM_MONGO_USERNAME_FILE";
+    /// File holding the MongoDB (SCRAM) password.
+    pub const MONGO_PASSWORD_FILE: &str = "SHOPSTREAM_MONGO_PASSWORD_FILE";
+    /// Skip verifying MongoDB's certificate (never in production).
+    pub const MONGO_INSECURE_SKIP_VERIFY: &str = "SHOPSTREAM_MONGO_INSECURE_SKIP_VERIFY";
     /// Elasticsearch URL.
     pub const ES_URL: &str = "SHOPSTREAM_ES_URL";
+    /// PEM file of the CA(s) that sign Elasticsearch's certificate (`https://` URLs).
+    pub const ES_CA_FILE: &str = "SHOPSTREAM_ES_CA_FILE";
+    /// File holding the Elasticsearch username (basic authentication).
+    pub const ES_USERNAME_FILE: &str = "SHOPSTREAM_ES_USERNAME_FILE";
+    /// File holding the Elasticsearch password (basic authentication).
+    pub const ES_PASSWORD_FILE: &str = "SHOPSTREAM_ES_PASSWORD_FILE";
+    /// File holding an Elasticsearch API key (the base64 `id:key` form), instead of a password.
+    pub const ES_API_KEY_FILE: &str = "SHOPSTREAM_ES_API_KEY_FILE";
+    /// Skip verifying Elasticsearch's certificate (never in production).
+    pub const ES_INSECURE_SKIP_VERIFY: &str = "SHOPSTREAM_ES_INSECURE_SKIP_VERIFY";
     /// Prefix of the processor's index names.
     pub const ES_INDEX_PREFIX: &str = "SHOPSTREAM_ES_INDEX_PREFIX";
-    /// Key of the sink's pseudonyms.
-    pub const PSEUDONYM_KEY: &str = "SHOPSTREAM_PSEUDONYM_KEY";
+    /// File holding the key of the sink's pseudonyms.
+    pub const PSEUDONYM_KEY_FILE: &str = "SHOPSTREAM_PSEUDONYM_KEY_FILE";
     /// Generator: sessions per second.
     pub const RATE: &str = "SHOPSTREAM_RATE";
     /// Generator: seed.
@@ -288,6 +326,9 @@ pub struct EnvEntry {
     pub value: EnvValue,
 }
 
+/// Where secret files are mounted in a container: `<SECRETS_DIR>/<backend>/<file>`.
+pub const SECRETS_DIR: &str = "/var/run/secrets/shopstream";
+
 /// A Secret holding a username and a password (keys `username`, `password`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -295,13 +336,86 @@ pub struct Credentials {
     pub secret: String,
 }
 
+/// One key of a Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKey {
+    /// Secret name.
+    pub name: String,
+    /// Key in the Secret.
+    pub key: String,
+}
+
+/// TLS settings of a connection: a CA bundle, an optional client certificate, and the
+/// (discouraged) switch that turns verification off.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// CA bundle (PEM) that signs the server's certificate; the system's CAs without.
+    pub ca: Option<SecretKey>,
+    /// A `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`) for mutual TLS.
+    pub client_cert: Option<String>,
+    /// Do not verify the server's certificate.
+    pub insecure_skip_verify: bool,
+}
+
+/// How a workload authenticates to, and encrypts its connection with, one backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackendAuth {
+    /// TLS, when the backend uses it (the URL's scheme says so for Redis and
+    /// Elasticsearch; for MongoDB a CA switches it on).
+    pub tls: Option<TlsConfig>,
+    /// Username and password.
+    pub credentials: Option<Credentials>,
+    /// Elasticsearch API key (encoded form), instead of credentials.
+    pub api_key: Option<SecretKey>,
+}
+
+/// Kafka's security protocol, as the workloads' `--kafka-security-protocol` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KafkaProtocol {
+    /// No TLS, no SASL.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl KafkaProtocol {
+    /// The value of [`env::KAFKA_SECURITY_PROTOCOL`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaProtocol::Plaintext => "plaintext",
+            KafkaProtocol::Ssl => "ssl",
+            KafkaProtocol::SaslSsl => "sasl-ssl",
+        }
+    }
+}
+
 /// Kafka connection of every workload that uses Kafka.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct KafkaConfig {
     /// Bootstrap servers.
     pub bootstrap_servers: String,
+    /// Security protocol.
+    pub protocol: KafkaProtocol,
+    /// SASL mechanism (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`) with [`KafkaProtocol::SaslSsl`].
+    pub sasl_mechanism: Option<String>,
     /// SASL credentials.
     pub credentials: Option<Credentials>,
+    /// TLS settings (with `ssl` and `sasl-ssl`).
+    pub tls: Option<TlsConfig>,
+}
+
+/// A Secret key the operator mounts as a file into one container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SecretFile {
+    /// Secret name.
+    pub secret: String,
+    /// Key in the Secret.
+    pub key: String,
+    /// Absolute path of the file in the container (under [`SECRETS_DIR`]).
+    pub path: String,
 }
 
 /// Settings every container gets.
@@ -356,6 +470,8 @@ pub struct GateConfig {
     pub topic_dead_letter: String,
     /// Redis URL.
     pub redis_url: String,
+    /// Redis TLS and credentials.
+    pub redis_auth: BackendAuth,
     /// Rules.
     pub rules: GateRules,
 }
@@ -371,6 +487,8 @@ pub struct ProcessorConfig {
     pub topic_dead_letter: String,
     /// Elasticsearch URL.
     pub es_url: String,
+    /// Elasticsearch TLS and credentials.
+    pub es_auth: BackendAuth,
 }
 
 /// `shopstream sink`.
@@ -386,8 +504,10 @@ pub struct SinkConfig {
     pub mongo_url: String,
     /// MongoDB database.
     pub mongo_db: String,
-    /// Secret key of the pseudonym key (only the sink receives it).
-    pub pseudonym_key: (String, String),
+    /// MongoDB TLS and credentials.
+    pub mongo_auth: BackendAuth,
+    /// The pseudonym key (only the sink receives it).
+    pub pseudonym_key: SecretKey,
 }
 
 /// `shopstream similarity`.
@@ -397,8 +517,12 @@ pub struct SimilarityConfig {
     pub mongo_url: String,
     /// MongoDB database.
     pub mongo_db: String,
+    /// MongoDB TLS and credentials.
+    pub mongo_auth: BackendAuth,
     /// Elasticsearch URL (results).
     pub es_url: String,
+    /// Elasticsearch TLS and credentials.
+    pub es_auth: BackendAuth,
     /// Jaccard threshold.
     pub threshold: f64,
 }
@@ -432,6 +556,8 @@ pub struct TrainConfig {
     pub mongo_url: String,
     /// MongoDB database.
     pub mongo_db: String,
+    /// MongoDB TLS and credentials.
+    pub mongo_auth: BackendAuth,
     /// Model families (`randomForest`, `boostedTrees`, `mlp`).
     pub models: Vec<String>,
     /// Variants.
@@ -471,16 +597,112 @@ fn plain(name: &'static str, value: impl ToString) -> EnvEntry {
     EnvEntry { name, value: EnvValue::Plain(value.to_string()) }
 }
 
-fn secret(name: &'static str, secret: &str, key: &str) -> EnvEntry {
-    EnvEntry { name, value: EnvValue::Secret { name: secret.to_string(), key: key.to_string() } }
+/// The env names of one backend's file settings.
+struct FileVars {
+    dir: &'static str,
+    ca: &'static str,
+    cert: Option<(&'static str, &'static str)>,
+    username: &'static str,
+    password: &'static str,
+    api_key: Option<&'static str>,
+    insecure: &'static str,
 }
 
-fn kafka_env(k: &KafkaConfig, out: &mut Vec<EnvEntry>) {
-    out.push(plain(env::KAFKA, &k.bootstrap_servers));
-    if let Some(c) = &k.credentials {
-        out.push(secret(env::KAFKA_USERNAME, &c.secret, "username"));
-        out.push(secret(env::KAFKA_PASSWORD, &c.secret, "password"));
+const KAFKA_FILES: FileVars = FileVars {
+    dir: "kafka",
+    ca: env::KAFKA_CA_FILE,
+    cert: Some((env::KAFKA_CERT_FILE, env::KAFKA_KEY_FILE)),
+    username: env::KAFKA_USERNAME_FILE,
+    password: env::KAFKA_PASSWORD_FILE,
+    api_key: None,
+    insecure: env::KAFKA_INSECURE_SKIP_VERIFY,
+};
+const REDIS_FILES: FileVars = FileVars {
+    dir: "redis",
+    ca: env::REDIS_CA_FILE,
+    cert: None,
+    username: env::REDIS_USERNAME_FILE,
+    password: env::REDIS_PASSWORD_FILE,
+    api_key: None,
+    insecure: env::REDIS_INSECURE_SKIP_VERIFY,
+};
+const MONGO_FILES: FileVars = FileVars {
+    dir: "mongodb",
+    ca: env::MONGO_CA_FILE,
+    cert: None,
+    username: env::MONGO_USERNAME_FILE,
+    password: env::MONGO_PASSWORD_FILE,
+    api_key: None,
+    insecure: env::MONGO_INSECURE_SKIP_VERIFY,
+};
+const ES_FILES: FileVars = FileVars {
+    dir: "elasticsearch",
+    ca: env::ES_CA_FILE,
+    cert: None,
+    username: env::ES_USERNAME_FILE,
+    password: env::ES_PASSWORD_FILE,
+    api_key: Some(env::ES_API_KEY_FILE),
+    insecure: env::ES_INSECURE_SKIP_VERIFY,
+};
+
+/// The pseudonym key's file in the sink's container.
+pub fn pseudonym_key_path() -> String {
+    format!("{SECRETS_DIR}/pseudonym/key")
+}
+
+/// Renders one backend's TLS and credentials as `*_FILE` variables and the files they name.
+fn auth_env(
+    vars: &FileVars,
+    tls: Option<&TlsConfig>,
+    credentials: Option<&Credentials>,
+    api_key: Option<&SecretKey>,
+    out: &mut Vec<EnvEntry>,
+    files: &mut Vec<SecretFile>,
+) {
+    let mut file = |var: &'static str, secret: &str, key: &str, name: &str| {
+        let path = format!("{SECRETS_DIR}/{}/{name}", vars.dir);
+        out.push(plain(var, &path));
+        files.push(SecretFile { secret: secret.to_string(), key: key.to_string(), path });
+    };
+    if let Some(t) = tls {
+        if let Some(ca) = &t.ca {
+            file(vars.ca, &ca.name, &ca.key, "ca.crt");
+        }
+        if let (Some(secret), Some((cert, key))) = (&t.client_cert, vars.cert) {
+            file(cert, secret, "tls.crt", "tls.crt");
+            file(key, secret, "tls.key", "tls.key");
+        }
     }
+    if let Some(c) = credentials {
+        file(vars.username, &c.secret, "username", "username");
+        file(vars.password, &c.secret, "password", "password");
+    }
+    if let (Some(k), Some(var)) = (api_key, vars.api_key) {
+        file(var, &k.name, &k.key, "api-key");
+    }
+    if tls.is_some_and(|t| t.insecure_skip_verify) {
+        out.push(plain(vars.insecure, true));
+    }
+}
+
+fn backend_env(
+    vars: &FileVars,
+    auth: &BackendAuth,
+    out: &mut Vec<EnvEntry>,
+    files: &mut Vec<SecretFile>,
+) {
+    auth_env(vars, auth.tls.as_ref(), auth.credentials.as_ref(), auth.api_key.as_ref(), out, files);
+}
+
+fn kafka_env(k: &KafkaConfig, out: &mut Vec<EnvEntry>, files: &mut Vec<SecretFile>) {
+    out.push(plain(env::KAFKA, &k.bootstrap_servers));
+    if k.protocol != KafkaProtocol::Plaintext {
+        out.push(plain(env::KAFKA_SECURITY_PROTOCOL, k.protocol.as_str()));
+    }
+    if let Some(m) = &k.sasl_mechanism {
+        out.push(plain(env::KAFKA_SASL_MECHANISM, m));
+    }
+    auth_env(&KAFKA_FILES, k.tls.as_ref(), k.credentials.as_ref(), None, out, files);
 }
 
 impl WorkloadConfig {
@@ -502,17 +724,30 @@ impl WorkloadConfig {
     }
 
     /// The container's environment: [`Common`] settings, the names derived from the pipeline
-    /// id, and the workload's own settings.
+    /// id, and the workload's own settings. Secrets are never values here: variables name
+    /// files under [`SECRETS_DIR`], listed by [`WorkloadConfig::secret_files`].
     pub fn env(&self, common: &Common) -> Vec<EnvEntry> {
+        self.render(common).0
+    }
+
+    /// The Secret keys this container reads as files: exactly those of the backends it talks
+    /// to (and the pseudonym key for the sink alone).
+    pub fn secret_files(&self, common: &Common) -> Vec<SecretFile> {
+        self.render(common).1
+    }
+
+    fn render(&self, common: &Common) -> (Vec<EnvEntry>, Vec<SecretFile>) {
         let id = &common.pipeline;
         let w = self.workload();
+        let mut files = Vec::new();
+        let files = &mut files;
         let mut out = vec![plain(env::RUST_LOG, &common.log)];
         if w.is_streaming() {
             out.push(plain(env::METRICS_ADDR, format!("0.0.0.0:{METRICS_PORT}")));
         }
         match self {
             WorkloadConfig::Generator(c) => {
-                kafka_env(&c.kafka, &mut out);
+                kafka_env(&c.kafka, &mut out, files);
                 out.push(plain(env::TOPIC_RAW, &c.topic_raw));
                 if let Some(rate) = c.rate {
                     out.push(plain(env::RATE, rate));
@@ -522,13 +757,14 @@ impl WorkloadConfig {
                 }
             }
             WorkloadConfig::Gate(c) => {
-                kafka_env(&c.kafka, &mut out);
+                kafka_env(&c.kafka, &mut out, files);
                 out.push(plain(env::CONSUMER_GROUP, id.consumer_group(w)));
                 out.push(plain(env::TOPIC_RAW, &c.topic_raw));
                 out.push(plain(env::TOPIC_VALID, &c.topic_valid));
                 out.push(plain(env::TOPIC_SUSPICIOUS, &c.topic_suspicious));
                 out.push(plain(env::TOPIC_DEAD_LETTER, &c.topic_dead_letter));
                 out.push(plain(env::REDIS_URL, &c.redis_url));
+                backend_env(&REDIS_FILES, &c.redis_auth, &mut out, files);
                 out.push(plain(env::GATE_REDIS_PREFIX, id.redis_prefix()));
                 let r = &c.rules;
                 out.push(plain(env::GATE_BLOOM_CAPACITY, r.bloom_capacity));
@@ -538,26 +774,36 @@ impl WorkloadConfig {
                 out.push(plain(env::GATE_FLAG_UNKNOWN_REFERRER, r.flag_unknown_referrer));
             }
             WorkloadConfig::Processor(c) => {
-                kafka_env(&c.kafka, &mut out);
+                kafka_env(&c.kafka, &mut out, files);
                 out.push(plain(env::CONSUMER_GROUP, id.consumer_group(w)));
                 out.push(plain(env::TOPIC_VALID, &c.topic_valid));
                 out.push(plain(env::TOPIC_PROCESSOR_DEAD_LETTER, &c.topic_dead_letter));
                 out.push(plain(env::ES_URL, &c.es_url));
+                backend_env(&ES_FILES, &c.es_auth, &mut out, files);
                 out.push(plain(env::ES_INDEX_PREFIX, id.es_index_prefix()));
             }
             WorkloadConfig::Sink(c) => {
-                kafka_env(&c.kafka, &mut out);
+                kafka_env(&c.kafka, &mut out, files);
                 out.push(plain(env::CONSUMER_GROUP, id.consumer_group(w)));
                 out.push(plain(env::TOPIC_VALID, &c.topic_valid));
                 out.push(plain(env::TOPIC_DEAD_LETTER, &c.topic_dead_letter));
                 out.push(plain(env::MONGO_URL, &c.mongo_url));
                 out.push(plain(env::MONGO_DB, &c.mongo_db));
-                out.push(secret(env::PSEUDONYM_KEY, &c.pseudonym_key.0, &c.pseudonym_key.1));
+                backend_env(&MONGO_FILES, &c.mongo_auth, &mut out, files);
+                let path = pseudonym_key_path();
+                out.push(plain(env::PSEUDONYM_KEY_FILE, &path));
+                files.push(SecretFile {
+                    secret: c.pseudonym_key.name.clone(),
+                    key: c.pseudonym_key.key.clone(),
+                    path,
+                });
             }
             WorkloadConfig::Similarity(c) => {
                 out.push(plain(env::MONGO_URL, &c.mongo_url));
                 out.push(plain(env::MONGO_DB, &c.mongo_db));
+                backend_env(&MONGO_FILES, &c.mongo_auth, &mut out, files);
                 out.push(plain(env::ES_URL, &c.es_url));
+                backend_env(&ES_FILES, &c.es_auth, &mut out, files);
                 out.push(plain(env::SIMILARITY_INDEX, id.similarity_index()));
                 out.push(plain(env::SIMILARITY_THRESHOLD, c.threshold));
             }
@@ -565,6 +811,7 @@ impl WorkloadConfig {
                 out.push(plain(env::PIPELINE, id.key()));
                 out.push(plain(env::MONGO_URL, &c.mongo_url));
                 out.push(plain(env::MONGO_DB, &c.mongo_db));
+                backend_env(&MONGO_FILES, &c.mongo_auth, &mut out, files);
                 out.push(plain(env::TRAIN_MODELS, c.models.join(",")));
                 out.push(plain(env::TRAIN_PRIVACY, c.privacy.as_str()));
                 out.push(plain(env::PRIVACY_TOTAL_EPSILON, c.total_epsilon));
@@ -577,7 +824,7 @@ impl WorkloadConfig {
                 });
             }
         }
-        out
+        (out, std::mem::take(files))
     }
 }
 
@@ -626,26 +873,52 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sink_gets_the_pseudonym_key_and_only_streaming_workloads_serve_metrics() {
+    fn secrets_reach_only_the_containers_that_use_them_and_only_as_files() {
         let common = Common { pipeline: PipelineId::new("ns", "p"), log: "info".into() };
-        let kafka = KafkaConfig { bootstrap_servers: "k:9092".into(), credentials: None };
+        let kafka = KafkaConfig {
+            bootstrap_servers: "k:9093".into(),
+            protocol: KafkaProtocol::SaslSsl,
+            sasl_mechanism: Some("SCRAM-SHA-512".into()),
+            credentials: Some(Credentials { secret: "kafka-creds".into() }),
+            tls: Some(TlsConfig {
+                ca: Some(SecretKey { name: "kafka-ca".into(), key: "ca.crt".into() }),
+                client_cert: None,
+                insecure_skip_verify: false,
+            }),
+        };
+        let mongo_auth = BackendAuth {
+            tls: Some(TlsConfig {
+                ca: Some(SecretKey { name: "mongo-ca".into(), key: "ca.crt".into() }),
+                ..Default::default()
+            }),
+            credentials: Some(Credentials { secret: "mongo-creds".into() }),
+            api_key: None,
+        };
+        let es_auth = BackendAuth {
+            tls: None,
+            credentials: None,
+            api_key: Some(SecretKey { name: "es-key".into(), key: "apiKey".into() }),
+        };
         let sink = WorkloadConfig::Sink(SinkConfig {
             kafka: kafka.clone(),
             topic_valid: "v".into(),
             topic_dead_letter: "d".into(),
             mongo_url: "mongodb://m".into(),
             mongo_db: "db".into(),
-            pseudonym_key: ("pk".into(), "key".into()),
+            mongo_auth: mongo_auth.clone(),
+            pseudonym_key: SecretKey { name: "pk".into(), key: "key".into() },
         });
         let processor = WorkloadConfig::Processor(ProcessorConfig {
             kafka,
             topic_valid: "v".into(),
             topic_dead_letter: "pd".into(),
-            es_url: "http://e".into(),
+            es_url: "https://e".into(),
+            es_auth,
         });
         let train = WorkloadConfig::Train(TrainConfig {
             mongo_url: "mongodb://m".into(),
             mongo_db: "db".into(),
+            mongo_auth,
             models: vec!["mlp".into()],
             privacy: TrainPrivacy::Private,
             total_epsilon: 10.0,
@@ -653,12 +926,42 @@ mod tests {
             epsilon_per_run: 1.0,
             delta_per_run: 1e-6,
         });
+        let secrets = |c: &WorkloadConfig| -> Vec<String> {
+            let mut v: Vec<String> =
+                c.secret_files(&common).into_iter().map(|f| f.secret).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        assert_eq!(secrets(&sink), ["kafka-ca", "kafka-creds", "mongo-ca", "mongo-creds", "pk"]);
+        assert_eq!(secrets(&processor), ["es-key", "kafka-ca", "kafka-creds"]);
+        assert_eq!(secrets(&train), ["mongo-ca", "mongo-creds"]);
+        // Every file variable names a mounted file, and no value is a secret reference.
+        for c in [&sink, &processor, &train] {
+            let files = c.secret_files(&common);
+            for e in c.env(&common) {
+                assert!(
+                    !matches!(e.value, EnvValue::Secret { .. }),
+                    "{} is a secretKeyRef",
+                    e.name
+                );
+                if e.name.ends_with("_FILE") {
+                    let EnvValue::Plain(path) = &e.value else { panic!("{}", e.name) };
+                    assert!(files.iter().any(|f| &f.path == path), "{} -> {path}", e.name);
+                }
+            }
+            let mut paths: Vec<_> = files.iter().map(|f| &f.path).collect();
+            let n = paths.len();
+            paths.sort_unstable();
+            paths.dedup();
+            assert_eq!(paths.len(), n, "two files at one path");
+        }
         let names = |c: &WorkloadConfig| -> Vec<&str> {
             c.env(&common).into_iter().map(|e| e.name).collect()
         };
-        assert!(names(&sink).contains(&env::PSEUDONYM_KEY));
-        assert!(!names(&processor).contains(&env::PSEUDONYM_KEY));
-        assert!(!names(&train).contains(&env::PSEUDONYM_KEY));
+        assert!(names(&sink).contains(&env::PSEUDONYM_KEY_FILE));
+        assert!(!names(&processor).contains(&env::PSEUDONYM_KEY_FILE));
+        assert!(!names(&train).contains(&env::PSEUDONYM_KEY_FILE));
         assert!(names(&processor).contains(&env::METRICS_ADDR));
         assert!(!names(&train).contains(&env::METRICS_ADDR));
         // No variable twice in one container.

@@ -290,7 +290,7 @@ async fn run_rust(ctx: &Ctx, con: &mut Redis, round: usize, outs: &[String; 5]) 
     args.valid_topic = outs[0].clone();
     args.suspicious_topic = outs[1].clone();
     args.dead_letter_topic = outs[2].clone();
-    args.redis_url = ctx.redis_url.clone();
+    args.redis.redis_url = ctx.redis_url.clone();
     args.redis_prefix = format!("bench:gate:{}:r{round}", ctx.tag);
     args.metrics_addr = "127.0.0.1:0".parse().unwrap();
     args.max_batch = env_or("GATE_BENCH_MAX_BATCH", args.max_batch);

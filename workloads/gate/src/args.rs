@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shopstream_clients::RedisArgs;
 use shopstream_contract as contract;
 use shopstream_kafka::{Backoff, KafkaArgs};
 use thiserror::Error;
@@ -30,9 +31,9 @@ pub struct GateArgs {
     /// Dead-letter topic for records that fail the schema.
     #[arg(long, env = contract::env::TOPIC_DEAD_LETTER, default_value = "sessions.dead-letter")]
     pub dead_letter_topic: String,
-    /// Redis URL (needs the RedisBloom module).
-    #[arg(long, env = contract::env::REDIS_URL, default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    /// Redis (needs the RedisBloom module): URL, TLS and credentials.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Prefix of the gate's Redis keys (all keys share the hash tag `{prefix}`).
     #[arg(long, env = contract::env::GATE_REDIS_PREFIX, default_value = "shopstream:gate")]
     pub redis_prefix: String,

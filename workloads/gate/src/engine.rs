@@ -168,7 +168,7 @@ impl Gate {
         let consumer = args.kafka.consumer(&args.group, "shopstream-gate")?;
         let producer = args.kafka.ack_producer("shopstream-gate")?;
         let state = GateState::new(
-            &args.redis_url,
+            &args.redis,
             StateConfig {
                 prefix: args.redis_prefix.clone(),
                 bloom_error_rate: args.bloom_error_rate,

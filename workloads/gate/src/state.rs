@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script};
+use shopstream_clients::RedisArgs;
 use thiserror::Error;
 
 use crate::rules::{Risk, Verdict};
@@ -44,6 +45,9 @@ pub enum StateError {
     /// Redis could not be reached or the command failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The Redis settings (URL, TLS, credential files) are invalid.
+    #[error(transparent)]
+    Settings(#[from] shopstream_clients::ClientError),
     /// The script replied with something that is not a verdict.
     #[error("redis script returned an unexpected reply: {0}")]
     BadReply(String),
@@ -225,9 +229,10 @@ impl std::fmt::Debug for GateState {
 }
 
 impl GateState {
-    /// Prepares a client for `url` (nothing is contacted yet).
-    pub fn new(url: &str, config: StateConfig) -> Result<GateState, StateError> {
-        let client = Client::open(url)?;
+    /// Prepares a client for the Redis `redis` names, with its TLS and credentials (nothing
+    /// is contacted yet).
+    pub fn new(redis: &RedisArgs, config: StateConfig) -> Result<GateState, StateError> {
+        let client = redis.client()?;
         let keys = Keys::new(&config.prefix);
         Ok(GateState { client, con: None, script: Script::new(SCRIPT), config, keys })
     }
@@ -388,7 +393,7 @@ mod tests {
             bloom_capacity: 1000,
             verdict_ttl: Duration::from_secs(60),
         };
-        let state = GateState::new("redis://127.0.0.1:1", config).unwrap();
+        let state = GateState::new(&RedisArgs::for_url("redis://127.0.0.1:1"), config).unwrap();
         let (d1, d2): (Arc<str>, Arc<str>) = ("2026-11-02".into(), "2026-11-01".into());
         let item = |s: &'static str, u: &'static str, risk, day: &Arc<str>| BatchItem {
             session_id: s.into(),

@@ -45,7 +45,7 @@ fn by_session_id(outs: &[Out]) -> HashMap<String, Vec<&Out>> {
 
 async fn state_of(url: &str, prefix: &str) -> (u64, HashMap<String, u64>) {
     let mut st = GateState::new(
-        url,
+        &shopstream_clients::RedisArgs::for_url(url),
         shopstream_gate::state::StateConfig {
             prefix: prefix.into(),
             bloom_error_rate: 0.01,

@@ -24,7 +24,8 @@ fn state(prefix: &str) -> GateState {
         bloom_capacity: 100_000,
         verdict_ttl: Duration::from_secs(3600),
     };
-    GateState::new(&env("SHOPSTREAM_REDIS_URL"), config).unwrap()
+    GateState::new(&shopstream_clients::RedisArgs::for_url(env("SHOPSTREAM_REDIS_URL")), config)
+        .unwrap()
 }
 
 fn item(s: &Session) -> BatchItem<'_> {

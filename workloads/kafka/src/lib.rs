@@ -13,6 +13,7 @@ pub mod batch;
 pub mod dead_letter;
 pub mod produce;
 
+use shopstream_clients::{KafkaSecurity, KafkaSecurityArgs};
 use shopstream_contract as contract;
 use std::time::Duration;
 
@@ -52,9 +53,18 @@ pub enum Error {
         /// What the broker said.
         reason: String,
     },
-    /// A `key=value` option could not be parsed.
+    /// A `key=value` option could not be parsed, or sets what the typed settings own.
     #[error("kafka option {0:?} is not key=value")]
     BadOption(String),
+    /// A free-form option tries to set a security property.
+    #[error(
+        "kafka option {0:?} sets a security property: use --kafka-security-protocol, \
+         --kafka-sasl-mechanism and the --kafka-*-file settings instead"
+    )]
+    SecurityOption(String),
+    /// The TLS/SASL settings are invalid or their files cannot be read.
+    #[error(transparent)]
+    Security(#[from] shopstream_clients::ClientError),
 }
 
 /// Kafka connection settings, shared by every command (flatten into a clap struct).
@@ -63,16 +73,14 @@ pub struct KafkaArgs {
     /// Bootstrap servers, comma separated.
     #[arg(long = "kafka-bootstrap", env = contract::env::KAFKA, default_value = "127.0.0.1:9092")]
     pub bootstrap: String,
-    /// Extra librdkafka properties as key=value, comma separated or repeated
-    /// (e.g. `security.protocol=SASL_SSL`).
+    /// Extra librdkafka properties as key=value, comma separated or repeated (e.g.
+    /// `socket.timeout.ms=5000`). Security properties (`security.*`, `ssl.*`, `sasl.*`) are
+    /// refused: they have typed settings.
     #[arg(long = "kafka-option", env = contract::env::KAFKA_OPTIONS, value_delimiter = ',', value_parser = parse_option)]
     pub options: Vec<(String, String)>,
-    /// SASL username (with `--kafka-password`, sets SASL PLAIN unless options say otherwise).
-    #[arg(long = "kafka-username", env = contract::env::KAFKA_USERNAME)]
-    pub username: Option<String>,
-    /// SASL password.
-    #[arg(long = "kafka-password", env = contract::env::KAFKA_PASSWORD, hide_env_values = true)]
-    pub password: Option<String>,
+    /// TLS and SASL.
+    #[command(flatten)]
+    pub security: KafkaSecurityArgs,
     /// Consumer-group session timeout in milliseconds.
     #[arg(
         long = "kafka-session-timeout-ms",
@@ -123,6 +131,9 @@ impl Compression {
 
 fn parse_option(text: &str) -> Result<(String, String), Error> {
     match text.split_once('=') {
+        Some((k, _)) if KafkaSecurity::owns_property(k) => {
+            Err(Error::SecurityOption(k.trim().to_string()))
+        }
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
         _ => Err(Error::BadOption(text.to_string())),
     }
@@ -154,28 +165,25 @@ impl KafkaArgs {
         KafkaArgs {
             bootstrap: bootstrap.into(),
             options: Vec::new(),
-            username: None,
-            password: None,
+            security: KafkaSecurityArgs::default(),
             session_timeout_ms: 6_000,
             compression: Compression::default(),
         }
     }
 
-    /// The base client configuration: bootstrap servers, credentials, extra options.
-    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+    /// The base client configuration: bootstrap servers, TLS and SASL (credential files
+    /// read now), extra options.
+    pub fn client_config(&self, client_id: &str) -> Result<ClientConfig, Error> {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap).set("client.id", client_id);
-        if let (Some(user), Some(password)) = (&self.username, &self.password) {
-            config
-                .set("security.protocol", "SASL_PLAINTEXT")
-                .set("sasl.mechanism", "PLAIN")
-                .set("sasl.username", user)
-                .set("sasl.password", password);
-        }
         for (k, v) in &self.options {
+            if KafkaSecurity::owns_property(k) {
+                return Err(Error::SecurityOption(k.clone()));
+            }
             config.set(k, v);
         }
-        config
+        self.security.resolve()?.apply(&mut config);
+        Ok(config)
     }
 
     fn client_error(&self, source: KafkaError) -> Error {
@@ -187,20 +195,20 @@ impl KafkaArgs {
     /// Batching defaults (`linger.ms`, `batch.num.messages`, `message.timeout.ms`) can be
     /// overridden with `--kafka-option`; idempotence and `acks=all` cannot.
     pub fn producer(&self, client_id: &str) -> Result<FutureProducer, Error> {
-        self.producer_config(client_id).create().map_err(|e| self.client_error(e))
+        self.producer_config(client_id)?.create().map_err(|e| self.client_error(e))
     }
 
     /// A producer like [`KafkaArgs::producer`] (same configuration and guarantees) whose
     /// delivery reports are counted per batch: see [`produce::AckProducer`].
     pub fn ack_producer(&self, client_id: &str) -> Result<produce::AckProducer, Error> {
-        self.producer_config(client_id)
+        self.producer_config(client_id)?
             .create_with_context(produce::AckContext)
             .map_err(|e| self.client_error(e))
     }
 
     /// The configuration of [`KafkaArgs::producer`].
-    pub fn producer_config(&self, client_id: &str) -> ClientConfig {
-        let mut config = self.client_config(client_id);
+    pub fn producer_config(&self, client_id: &str) -> Result<ClientConfig, Error> {
+        let mut config = self.client_config(client_id)?;
         config
             // Up to 20 ms of batching: larger requests cost the broker (and librdkafka) less
             // per record; the pipelines are about throughput, not milliseconds.
@@ -213,13 +221,13 @@ impl KafkaArgs {
         }
         // The delivery guarantees every workload relies on come last, so no option undoes them.
         config.set("enable.idempotence", "true").set("acks", "all");
-        config
+        Ok(config)
     }
 
     /// A consumer in `group` that never commits by itself: the caller commits offsets after
     /// its outputs are safe. New groups start at the earliest offset.
     pub fn consumer(&self, group: &str, client_id: &str) -> Result<StreamConsumer, Error> {
-        self.consumer_config(group, client_id).create().map_err(|e| self.client_error(e))
+        self.consumer_config(group, client_id)?.create().map_err(|e| self.client_error(e))
     }
 
     /// A consumer like [`KafkaArgs::consumer`] with a custom client context (statistics,
@@ -231,7 +239,7 @@ impl KafkaArgs {
         extra: &[(&str, &str)],
         context: C,
     ) -> Result<StreamConsumer<C>, Error> {
-        let mut config = self.consumer_config(group, client_id);
+        let mut config = self.consumer_config(group, client_id)?;
         for (k, v) in extra {
             config.set(*k, *v);
         }
@@ -251,9 +259,9 @@ impl KafkaArgs {
     /// runs dry at any rate below ~1M records/s; a check that finds the queue still full sends
     /// no request. Fetches do come more often and smaller: the gate's CPU per session stayed
     /// within the spread between runs (126-154k sessions per CPU-second against 131-165k).
-    pub fn consumer_config(&self, group: &str, client_id: &str) -> ClientConfig {
+    pub fn consumer_config(&self, group: &str, client_id: &str) -> Result<ClientConfig, Error> {
         let heartbeat = (self.session_timeout_ms / 10).clamp(100, 3_000);
-        let mut config = self.client_config(client_id);
+        let mut config = self.client_config(client_id)?;
         if config.get("fetch.queue.backoff.ms").is_none() {
             config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string());
         }
@@ -265,13 +273,13 @@ impl KafkaArgs {
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", heartbeat.to_string())
             .set("isolation.level", "read_committed");
-        config
+        Ok(config)
     }
 
     /// Creates the topics that do not exist yet (existing ones are left as they are).
     pub async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<(), Error> {
         let admin: AdminClient<DefaultClientContext> =
-            self.client_config("shopstream-admin").create().map_err(|e| self.client_error(e))?;
+            self.client_config("shopstream-admin")?.create().map_err(|e| self.client_error(e))?;
         let retention: Vec<Option<String>> =
             topics.iter().map(|t| t.retention_ms.map(|r| r.to_string())).collect();
         let new: Vec<NewTopic<'_>> = topics
@@ -310,44 +318,82 @@ mod tests {
     }
 
     #[test]
-    fn options_parse_and_reach_the_client_config() {
+    fn options_and_security_files_reach_the_client_config() {
+        let dir = std::env::temp_dir().join(format!("kafka-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("username"), "app\n").expect("write");
+        std::fs::write(dir.join("password"), "s3cret\n").expect("write");
+        std::fs::write(dir.join("ca.pem"), "CA").expect("write");
+        let file = |n: &str| dir.join(n).display().to_string();
         let cli = parse(&[
             "--kafka-bootstrap",
             "b1:9092,b2:9092",
             "--kafka-option",
             "socket.timeout.ms=5000,client.rack=r1",
-            "--kafka-username",
-            "u",
-            "--kafka-password",
-            "p",
+            "--kafka-security-protocol",
+            "sasl-ssl",
+            "--kafka-sasl-mechanism",
+            "SCRAM-SHA-256",
+            "--kafka-username-file",
+            &file("username"),
+            "--kafka-password-file",
+            &file("password"),
+            "--kafka-ca-file",
+            &file("ca.pem"),
         ])
         .expect("parse");
-        let config = cli.client_config("id");
+        let config = cli.client_config("id").expect("config");
         assert_eq!(config.get("bootstrap.servers"), Some("b1:9092,b2:9092"));
         assert_eq!(config.get("socket.timeout.ms"), Some("5000"));
         assert_eq!(config.get("client.rack"), Some("r1"));
-        assert_eq!(config.get("sasl.username"), Some("u"));
-        assert_eq!(config.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanism"), Some("SCRAM-SHA-256"));
+        assert_eq!(config.get("sasl.username"), Some("app"));
+        assert_eq!(config.get("sasl.password"), Some("s3cret"));
+        assert_eq!(config.get("ssl.ca.location").map(String::from), Some(file("ca.pem")));
+        // librdkafka reads the CA when the client is created: a file that holds no
+        // certificate fails at start-up, naming the bootstrap list and the cause.
+        let err = cli.producer("id").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("kafka client for b1:9092,b2:9092"), "{err}");
+        assert!(err.to_lowercase().contains("ssl"), "{err}");
+        // A missing file fails at start-up naming the backend, the flag and the file.
+        let mut missing = cli.clone();
+        missing.security.kafka_password_file = Some(dir.join("nope"));
+        let err = missing.client_config("id").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("Kafka: cannot read --kafka-password-file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn free_form_options_cannot_set_security() {
+        let err = parse(&["--kafka-option", "security.protocol=plaintext"]).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("use --kafka-security-protocol")));
+        let mut args = KafkaArgs::for_bootstrap("b:9092");
+        args.options.push(("sasl.password".into(), "x".into()));
+        assert!(matches!(args.client_config("id"), Err(Error::SecurityOption(_))));
     }
 
     #[test]
     fn producer_tuning_is_overridable_but_guarantees_are_not() {
         let cli = parse(&["--kafka-option", "linger.ms=50,acks=1,enable.idempotence=false"])
             .expect("parse");
-        let config = cli.producer_config("id");
+        let config = cli.producer_config("id").expect("config");
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("acks"), Some("all"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("compression.type"), Some("lz4"));
         let cli = parse(&["--kafka-compression", "zstd"]).expect("parse");
-        assert_eq!(cli.producer_config("id").get("compression.type"), Some("zstd"));
+        assert_eq!(
+            cli.producer_config("id").expect("config").get("compression.type"),
+            Some("zstd")
+        );
         assert!(parse(&["--kafka-compression", "brotli"]).is_err());
     }
 
     #[tokio::test]
     async fn consumers_commit_manually_and_take_a_context() {
         let cli = parse(&["--kafka-session-timeout-ms", "6000"]).expect("parse");
-        let config = cli.consumer_config("g", "id");
+        let config = cli.consumer_config("g", "id").expect("config");
         assert_eq!(config.get("group.id"), Some("g"));
         assert_eq!(config.get("enable.auto.commit"), Some("false"));
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
@@ -355,7 +401,7 @@ mod tests {
         assert_eq!(config.get("isolation.level"), Some("read_committed"));
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("50"));
         let tuned = parse(&["--kafka-option", "fetch.queue.backoff.ms=500"]).expect("parse");
-        let config = tuned.consumer_config("g", "id");
+        let config = tuned.consumer_config("g", "id").expect("config");
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("500"));
         let consumer = cli.consumer_with_context(
             "g",

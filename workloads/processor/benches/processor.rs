@@ -310,6 +310,7 @@ async fn main() -> anyhow::Result<()> {
                 let k = KafkaArgs::for_bootstrap(bootstrap);
                 let c: BaseConsumer = k
                     .client_config("bench-watch")
+                    .expect("kafka config")
                     .set("group.id", &group)
                     .create()
                     .expect("consumer");
@@ -383,7 +384,10 @@ async fn main() -> anyhow::Result<()> {
         })?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("bench-{}-", &id[..8]);
-        let mut es = EsStore::new(&url, Duration::from_secs(60))?;
+        let mut es = EsStore::new(
+            &shopstream_clients::EsArgs::for_url(url.clone()),
+            Duration::from_secs(60),
+        )?;
         es.ensure_indexes(&Indexes::with_prefix(&prefix)).await?;
         let n = args.es_sessions.min(records.len());
         let (secs, cpu, docs, _) =

@@ -141,9 +141,12 @@ pub enum ItemOutcome {
     },
 }
 
-/// Whether an item (or request) status is worth retrying.
+/// Whether an item (or request) status is worth retrying. 401 and 403 are: a wrong or
+/// rotated credential, or a missing privilege, is the cluster's configuration, not the
+/// record's fault; the processor waits (not ready, retrying with backoff) until it is fixed
+/// instead of crashing or dead-lettering good records.
 pub fn is_retryable_status(status: u16) -> bool {
-    status == 408 || status == 429 || status >= 500
+    matches!(status, 401 | 403 | 408 | 429) || status >= 500
 }
 
 /// A `_bulk` response that could not be understood.

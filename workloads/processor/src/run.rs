@@ -4,6 +4,7 @@
 //! The loop is built from `shopstream_kafka`'s shared pieces (batch polling and commits, the
 //! dead-letter envelope, acknowledged produce, backoff), as the gate's and the sink's are.
 
+use shopstream_clients::EsArgs;
 use shopstream_contract as contract;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -50,9 +51,9 @@ pub struct ProcessArgs {
     /// Partitions of the dead-letter topic when the processor creates it.
     #[arg(long, env = "SHOPSTREAM_PROCESSOR_DEAD_LETTER_PARTITIONS", default_value_t = 3)]
     pub dead_letter_partitions: i32,
-    /// Elasticsearch URL.
-    #[arg(long, env = contract::env::ES_URL, default_value = "http://127.0.0.1:9200")]
-    pub es_url: String,
+    /// Elasticsearch: URL, TLS and credentials.
+    #[command(flatten)]
+    pub es: EsArgs,
     /// Prefix of the index names (`<prefix>sessions`, `<prefix>products`).
     #[arg(long, env = contract::env::ES_INDEX_PREFIX, default_value = "shopstream-")]
     pub index_prefix: String,
@@ -135,8 +136,11 @@ impl ProcessArgs {
                  starting with '-', '_', '+' or '.'"
             ));
         }
-        if !(self.es_url.starts_with("http://") || self.es_url.starts_with("https://")) {
-            return bad(format!("--es-url {:?} must be an http(s) URL", self.es_url));
+        let Some(url) = &self.es.es_url else {
+            return bad("no Elasticsearch URL: set --es-url or SHOPSTREAM_ES_URL".into());
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return bad(format!("--es-url {} must be an http(s) URL", self.es.display_url()));
         }
         Ok(())
     }
@@ -185,7 +189,7 @@ pub async fn run_until(args: ProcessArgs, cancel: CancellationToken) -> anyhow::
     let (metrics, health) = start_telemetry(&args).await?;
     let mut backoff = args.backoff();
     let indexes = Indexes::with_prefix(&args.index_prefix);
-    let mut sink = EsStore::new(&args.es_url, Duration::from_millis(args.es_timeout_ms))?;
+    let mut sink = EsStore::new(&args.es, Duration::from_millis(args.es_timeout_ms))?;
     loop {
         match sink.ensure_indexes(&indexes).await {
             Ok(()) => break,

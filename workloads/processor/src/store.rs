@@ -5,10 +5,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use elasticsearch::Elasticsearch;
+use elasticsearch::http::Method;
 use elasticsearch::http::headers::HeaderMap;
-use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::http::{Method, Url};
 use serde_json::{Value, json};
+use shopstream_clients::EsArgs;
 
 use crate::bulk::{Batch, ItemOutcome, classify_response, is_retryable_status};
 use crate::mapping::{Indexes, index_settings, index_template};
@@ -86,14 +86,9 @@ pub enum SetupError {
         /// Response body.
         body: String,
     },
-    /// The URL is not valid.
-    #[error("invalid Elasticsearch URL {url:?}: {message}")]
-    Url {
-        /// The URL.
-        url: String,
-        /// Why.
-        message: String,
-    },
+    /// The URL, TLS or credential settings are invalid.
+    #[error(transparent)]
+    Settings(#[from] shopstream_clients::ClientError),
 }
 
 /// The Elasticsearch sink: `_bulk` requests through the `elasticsearch` client.
@@ -105,15 +100,11 @@ pub struct EsStore {
 }
 
 impl EsStore {
-    /// A client for the cluster at `url` with a per-request timeout.
-    pub fn new(url: &str, timeout: Duration) -> Result<EsStore, SetupError> {
-        let parsed = Url::parse(url)
-            .map_err(|e| SetupError::Url { url: url.to_string(), message: e.to_string() })?;
-        let transport = TransportBuilder::new(SingleNodeConnectionPool::new(parsed))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| SetupError::Url { url: url.to_string(), message: e.to_string() })?;
-        Ok(EsStore { client: Elasticsearch::new(transport), timeout, indexes: None })
+    /// A client for the cluster `es` names (with its TLS and credentials) and a per-request
+    /// timeout.
+    pub fn new(es: &EsArgs, timeout: Duration) -> Result<EsStore, SetupError> {
+        let client = es.client(Some(timeout))?;
+        Ok(EsStore { client, timeout, indexes: None })
     }
 
     /// The underlying client.

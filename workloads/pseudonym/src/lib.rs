@@ -75,8 +75,8 @@ pub enum PseudonymError {
     },
     /// Neither a key nor a key file was configured.
     #[error(
-        "no pseudonym key configured: set SHOPSTREAM_PSEUDONYM_KEY (e.g. from a Kubernetes \
-         Secret) or --pseudonym-key-file / SHOPSTREAM_PSEUDONYM_KEY_FILE"
+        "no pseudonym key configured: set --pseudonym-key-file / SHOPSTREAM_PSEUDONYM_KEY_FILE \
+         (a mounted Kubernetes Secret), or --pseudonym-key for a local run"
     )]
     Missing,
     /// Both a key and a key file were configured.
@@ -142,17 +142,18 @@ impl Pseudonymizer {
     }
 }
 
-/// Where the key comes from: exactly one of an environment variable (filled from a Secret) or
-/// a file (a mounted Secret). Flatten into a command's arguments with `#[command(flatten)]`.
-/// `Debug` never shows the key.
+/// Where the key comes from: exactly one of a file (a mounted Secret, what the operator
+/// renders) or the command line (local runs). Never the environment: a pod's environment is
+/// visible to anyone who can read its spec or `/proc/<pid>/environ`. Flatten into a command's
+/// arguments with `#[command(flatten)]`. `Debug` never shows the key.
 #[derive(Clone, Default, clap::Args)]
 pub struct KeyArgs {
-    /// The pseudonym key itself (its UTF-8 bytes are the HMAC key). Prefer the env var from a
-    /// Secret over the command line.
-    #[arg(long = "pseudonym-key", env = contract::env::PSEUDONYM_KEY, hide_env_values = true)]
+    /// The pseudonym key itself (its UTF-8 bytes are the HMAC key), for local runs; a file
+    /// is the way in a cluster.
+    #[arg(long = "pseudonym-key")]
     pub key: Option<String>,
     /// A file holding the key (its bytes are the HMAC key; one trailing newline is dropped).
-    #[arg(long = "pseudonym-key-file", env = "SHOPSTREAM_PSEUDONYM_KEY_FILE")]
+    #[arg(long = "pseudonym-key-file", env = contract::env::PSEUDONYM_KEY_FILE)]
     pub key_file: Option<PathBuf>,
 }
 

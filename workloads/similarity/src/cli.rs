@@ -15,7 +15,7 @@ use crate::store::{
 /// Largest `--top-k` accepted.
 pub const MAX_TOP_K: usize = 1000;
 
-pub use shopstream_clients::MongoArgs;
+pub use shopstream_clients::{EsArgs, MongoArgs};
 
 /// `shopstream similarity`: computes every user's most similar users and stores them.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,9 +35,9 @@ pub struct SimilarityArgs {
     /// Do not write the results to MongoDB even when a URL is set.
     #[arg(long)]
     pub no_mongo: bool,
-    /// Elasticsearch URL for the results index.
-    #[arg(long, env = contract::env::ES_URL)]
-    pub es_url: Option<String>,
+    /// Elasticsearch for the results index: URL, TLS and credentials.
+    #[command(flatten)]
+    pub es: EsArgs,
     /// Elasticsearch index of the results.
     #[arg(long, env = contract::env::SIMILARITY_INDEX, default_value = SIMILAR_USERS_INDEX)]
     pub es_index: String,
@@ -106,7 +106,7 @@ impl SimilarityArgs {
             );
         }
         let mongo_out = !self.no_mongo && self.mongo.mongo_url.is_some();
-        let es_out = !self.no_es && self.es_url.is_some();
+        let es_out = !self.no_es && self.es.es_url.is_some();
         if !mongo_out && !es_out && self.output.is_none() {
             bail!(
                 "no output: set SHOPSTREAM_MONGO_URL and/or SHOPSTREAM_ES_URL, or pass --output FILE"
@@ -152,8 +152,8 @@ pub async fn run_similarity(args: SimilarityArgs) -> anyhow::Result<()> {
         let (written, deleted) = store::write_mongo(db, &args.collection, &docs).await?;
         tracing::info!(collection = %args.collection, written, deleted, "wrote MongoDB");
     }
-    if let (false, Some(url)) = (args.no_es, &args.es_url) {
-        let client = store::es_client(url)?;
+    if !args.no_es && args.es.es_url.is_some() {
+        let client = args.es.client(None)?;
         let (indexed, deleted) = store::write_es(&client, &args.es_index, &docs).await?;
         tracing::info!(index = %args.es_index, indexed, deleted, "wrote Elasticsearch");
     }

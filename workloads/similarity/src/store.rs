@@ -21,7 +21,6 @@ use std::path::Path;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use elasticsearch::http::request::JsonBody;
-use elasticsearch::http::transport::Transport;
 use elasticsearch::indices::{IndicesCreateParts, IndicesExistsParts, IndicesRefreshParts};
 use elasticsearch::{BulkParts, DeleteByQueryParts, Elasticsearch};
 use futures::TryStreamExt;
@@ -487,13 +486,6 @@ pub fn es_source(d: &SimilarUsersDoc) -> Value {
         "computedAt": d.computed_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "params": d.params,
     })
-}
-
-/// A client for one Elasticsearch node URL.
-pub fn es_client(url: &str) -> Result<Elasticsearch, SimilarityError> {
-    let transport = Transport::single_node(url)
-        .map_err(|e| SimilarityError::Elastic(format!("bad URL {url:?}: {e}")))?;
-    Ok(Elasticsearch::new(transport))
 }
 
 async fn es_check(

@@ -11,7 +11,7 @@ use mongodb::bson::{Document, doc};
 use shopstream_documents::user_sessions;
 use shopstream_generator::{Generator, GeneratorConfig};
 use shopstream_similarity::cli::{SimilarArgs, SimilarityArgs, lookup, render};
-use shopstream_similarity::store::{self, count_mongo, read_es, read_mongo};
+use shopstream_similarity::store::{count_mongo, read_es, read_mongo};
 use shopstream_similarity::{SimilarityParams, UserTokens, compute, run_similarity};
 
 fn sessions(seed: u64) -> Vec<shopstream_schema::Session> {
@@ -66,7 +66,7 @@ impl Env {
 
     async fn cleanup(&self) {
         self.db().await.drop().await.unwrap();
-        let client = store::es_client(&self.es_url).unwrap();
+        let client = shopstream_clients::EsArgs::for_url(&self.es_url).client(None).unwrap();
         client
             .indices()
             .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[&self.index]))
@@ -100,7 +100,7 @@ async fn similarity_from_file_to_mongo_and_es_then_similar() {
     let expected = compute(&users, &SimilarityParams::default()).unwrap();
     let db = env.db().await;
     assert_eq!(count_mongo(&db, "similar_users").await.unwrap(), users.len() as u64);
-    let es = store::es_client(&env.es_url).unwrap();
+    let es = shopstream_clients::EsArgs::for_url(&env.es_url).client(None).unwrap();
     let mut checked = 0;
     for u in expected.users.iter().filter(|u| !u.similar.is_empty()).take(15) {
         let stored = read_mongo(&db, "similar_users", &u.user_id).await.unwrap().unwrap();

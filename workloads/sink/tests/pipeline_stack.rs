@@ -52,7 +52,7 @@ fn spawn_gate_child(args: &GateArgs) -> Child {
         .env("SHOPSTREAM_TOPIC_VALID", &args.valid_topic)
         .env("SHOPSTREAM_TOPIC_SUSPICIOUS", &args.suspicious_topic)
         .env("SHOPSTREAM_TOPIC_DEAD_LETTER", &args.dead_letter_topic)
-        .env("SHOPSTREAM_REDIS_URL", &args.redis_url)
+        .env("SHOPSTREAM_REDIS_URL", &args.redis.redis_url)
         .env("SHOPSTREAM_GATE_REDIS_PREFIX", &args.redis_prefix)
         .env("SHOPSTREAM_GATE_BLOOM_ERROR_RATE", args.bloom_error_rate.to_string())
         .env("SHOPSTREAM_GATE_BLOOM_CAPACITY", args.bloom_capacity.to_string())

@@ -4,7 +4,8 @@
 //! Everything here panics with instructions instead of returning errors: a test that cannot
 //! reach its service or its reference must fail loudly, never skip.
 //!
-//! * [`env`]: an endpoint exported by `eval "$(dev/stack env)"`; [`unique`]: a fresh name;
+//! * [`env`]: an endpoint exported by `eval "$(dev/stack env)"`; [`secure_env`]: the secure
+//!   profile's settings; [`unique`]: a fresh name;
 //! * [`wait_for`]: poll a condition until it holds or a deadline passes;
 //! * [`python`], [`oracle`]: the reference implementations (scikit-learn, shap, datasketch,
 //!   dp-accounting, vaderSentiment, ...) in the project's venv, called with JSON;
@@ -30,6 +31,20 @@ pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run `dev/stack up` and then `eval \"$(dev/stack env)\"`")
     })
+}
+
+/// The secure profile's settings (TLS + authentication), from the file `dev/stack env` names
+/// in `SHOPSTREAM_SECURE_ENV`: the same variable names as the plain profile
+/// (`SHOPSTREAM_REDIS_URL=rediss://...`, `SHOPSTREAM_REDIS_CA_FILE`, ...), plus
+/// `SHOPSTREAM_UNTRUSTED_CA_FILE`, a CA that signed none of the servers' certificates.
+pub fn secure_env() -> std::collections::HashMap<String, String> {
+    let path = env("SHOPSTREAM_SECURE_ENV");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}: `dev/stack up` starts the secure profile"));
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('\'').to_string()))
+        .collect()
 }
 
 /// `prefix` with a random suffix: names of test topics, groups, indexes and databases.

@@ -63,7 +63,7 @@ pub fn gate_args(topics: &Topics, redis_url: &str, prefix: &str, group: &str) ->
     args.valid_topic = topics.valid.clone();
     args.suspicious_topic = topics.suspicious.clone();
     args.dead_letter_topic = topics.dead_letter.clone();
-    args.redis_url = redis_url.to_string();
+    args.redis.redis_url = redis_url.to_string();
     args.redis_prefix = prefix.to_string();
     args.bloom_error_rate = 1e-7;
     args.bloom_capacity = 100_000;

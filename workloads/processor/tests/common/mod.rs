@@ -58,7 +58,7 @@ impl Names {
         args.input_topic = self.input.clone();
         args.dead_letter_topic = self.dead.clone();
         args.group = self.group.clone();
-        args.es_url = es_url.to_string();
+        args.es.es_url = Some(es_url.to_string());
         args.index_prefix = self.prefix.clone();
         args.metrics_addr = "127.0.0.1:0".parse().expect("addr");
         args.batch_size = 500;
@@ -209,6 +209,7 @@ pub async fn all_docs(url: &str, index: &str) -> BTreeMap<String, Value> {
 pub fn committed(group: &str, topic: &str, partitions: &[i32]) -> BTreeMap<i32, i64> {
     let consumer: BaseConsumer = kafka()
         .client_config("processor-test-offsets")
+        .expect("kafka config")
         .set("group.id", group)
         .create()
         .expect("consumer");
@@ -249,6 +250,7 @@ pub struct Dead {
 pub fn read_topic(topic: &str, count: usize, limit: Duration) -> Vec<Dead> {
     let consumer: BaseConsumer = kafka()
         .client_config("processor-test-reader")
+        .expect("kafka config")
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")

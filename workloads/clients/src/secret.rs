@@ -1,0 +1,93 @@
+//! Secret values read from files.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::ClientError;
+
+/// A secret value (password, API key, key material). `Debug` and `Display` print
+/// `<redacted>`; the value is reached only through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, for the one call that sends it to its backend.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Reads a file a setting names (CA bundles, certificates); the error names the backend, the
+/// flag and the file.
+pub fn read_file(
+    backend: &'static str,
+    flag: &'static str,
+    path: &Path,
+) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path).map_err(|source| ClientError::File {
+        backend,
+        flag,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a secret from a file (a mounted Secret key), without the trailing line break editors
+/// and `echo` add. An empty file is an error: an empty password is a misconfiguration.
+pub fn read_secret(
+    backend: &'static str,
+    flag: &'static str,
+    path: &Path,
+) -> Result<Secret, ClientError> {
+    let bytes = read_file(backend, flag, path)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        ClientError::Invalid(format!("{backend}: {flag} {} is not UTF-8 text", path.display()))
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(ClientError::Invalid(format!("{backend}: {flag} {} is empty", path.display())));
+    }
+    Ok(Secret(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print_and_files_lose_only_the_line_break() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
+        let dir = std::env::temp_dir().join(format!("clients-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let f = dir.join("password");
+        std::fs::write(&f, " pass word \n").unwrap_or_else(|e| panic!("{e}"));
+        let read =
+            read_secret("Redis", "--redis-password-file", &f).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.expose(), " pass word ");
+        std::fs::write(&f, "\n").unwrap_or_else(|e| panic!("{e}"));
+        let empty = read_secret("Redis", "--redis-password-file", &f).err().map(|e| e.to_string());
+        assert!(empty.is_some_and(|m| m.contains("Redis") && m.contains("is empty")));
+        let missing = read_secret("Redis", "--redis-password-file", &dir.join("nope")).err();
+        let m = missing.map(|e| e.to_string()).unwrap_or_default();
+        assert!(m.starts_with("Redis: cannot read --redis-password-file"), "{m}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
