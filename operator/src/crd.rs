@@ -257,6 +257,12 @@ pub struct MongoSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = r"^[^/\\. \x22$]+$"))]
     pub database: Option<String>,
+    /// Secret (keys `username`, `password`) of the user the operator reads the model
+    /// registry and the privacy ledger with, for status. Give it read access to those two
+    /// collections only; without it the operator uses `credentialsSecret`, which the
+    /// workloads write with. External MongoDB with `tls` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_credentials_secret: Option<SecretRef>,
 }
 
 /// An external service.

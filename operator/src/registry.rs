@@ -95,7 +95,9 @@ impl MongoConnection {
             conn.insecure_skip_verify = t.insecure_skip_verify;
             conn.key.push_str(&format!("|insecure={}", t.insecure_skip_verify));
         }
-        if let Some(c) = &e.credentials_secret {
+        // A read-only user for the operator when the spec names one.
+        let reader = p.spec.mongodb.operator_credentials_secret.as_ref();
+        if let Some(c) = reader.or(e.credentials_secret.as_ref()) {
             conn.credentials = Some((
                 secrets.credential(&c.name, "username").map_err(refused)?.expose().to_string(),
                 secrets.credential(&c.name, "password").map_err(refused)?,
@@ -395,6 +397,46 @@ mod tests {
         let err = reader.read(&creds, "db", "ns/p", &privacy()).await.err().map(|e| e.to_string());
         assert!(err.as_deref().is_some_and(|e| e.contains("in clear")), "{err:?}");
         assert!(!format!("{creds:?} {err:?}").contains("pw-value"));
+    }
+
+    #[test]
+    fn the_operator_reads_with_its_own_user_when_the_spec_names_one() {
+        let text = include_str!("../../crds/examples/pipeline.yaml");
+        let mut v: serde_json::Value =
+            serde_norway::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+        v["metadata"]["namespace"] = "ns".into();
+        v["spec"]["mongodb"] = serde_json::json!({
+            "external": { "url": "mongodb://m:27017", "credentialsSecret": { "name": "writer" },
+                          "tls": { "caSecret": { "name": "ca" } } },
+        });
+        let mut secrets = crate::secrets::SecretValues::default();
+        let creds = |u: &str, p: &str| {
+            std::collections::BTreeMap::from([
+                ("username".to_string(), u.as_bytes().to_vec()),
+                ("password".to_string(), p.as_bytes().to_vec()),
+            ])
+        };
+        secrets.insert("writer", "1", creds("writer", "w-pw"));
+        secrets.insert("reader", "7", creds("reader", "r-pw"));
+        secrets.insert(
+            "ca",
+            "3",
+            std::collections::BTreeMap::from([("ca.crt".to_string(), b"PEM".to_vec())]),
+        );
+        let conn = |v: &serde_json::Value| {
+            let p: AnalyticsPipeline =
+                serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}"));
+            MongoConnection::for_pipeline(&p, &secrets)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|| panic!("a connection"))
+        };
+        let user = |c: &MongoConnection| c.credentials.as_ref().map(|(u, _)| u.clone());
+        assert_eq!(user(&conn(&v)).as_deref(), Some("writer"));
+        v["spec"]["mongodb"]["operatorCredentialsSecret"] = serde_json::json!({ "name": "reader" });
+        let reader = conn(&v);
+        assert_eq!(user(&reader).as_deref(), Some("reader"));
+        assert!(reader.key.contains("creds=reader@7"), "{}", reader.key);
+        assert!(!reader.key.contains("r-pw"));
     }
 
     fn privacy() -> PrivacySpec {

@@ -57,6 +57,16 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
     for (field, e) in externals(spec) {
         check_external(field, e, &mut out);
     }
+    if spec.mongodb.operator_credentials_secret.is_some() {
+        let over_tls = matches!(&spec.mongodb.backend, BackendSpec::External(e) if e.tls.is_some());
+        if !over_tls {
+            problem(
+                &mut out,
+                "spec.mongodb.operatorCredentialsSecret".into(),
+                "needs an external MongoDB with tls: the operator sends credentials only over TLS",
+            );
+        }
+    }
     let mut seen = Vec::new();
     for (i, m) in spec.offline.training.models.iter().enumerate() {
         if seen.contains(m) {
@@ -315,6 +325,9 @@ pub fn referenced_secrets(spec: &AnalyticsPipelineSpec) -> Vec<SecretUse> {
             );
         }
     }
+    if let Some(c) = &spec.mongodb.operator_credentials_secret {
+        push_use(&mut out, "spec.mongodb.operatorCredentialsSecret".into(), &c.name, &creds);
+    }
     let k = &spec.pseudonymisation.key_secret;
     push_use(&mut out, "spec.pseudonymisation.keySecret".into(), &k.name, &[k.key.as_str()]);
     out
@@ -511,5 +524,21 @@ mod tests {
             ]
         );
         assert!(w[0].message.contains("OFF"), "{}", w[0]);
+    }
+
+    #[test]
+    fn the_operators_read_only_user_is_checked_and_its_secret_required() {
+        let s = spec(
+            "{ mongodb: { external: { url: 'mongodb://m:27017', credentialsSecret: { name: mc }, \
+               tls: { caSecret: { name: mca } } }, operatorCredentialsSecret: { name: ro } } }",
+        );
+        assert_eq!(check_spec(&s), vec![]);
+        let ro = referenced_secrets(&s)
+            .into_iter()
+            .find(|u| u.field == "spec.mongodb.operatorCredentialsSecret")
+            .map(|u| (u.name, u.keys));
+        assert_eq!(ro, Some(("ro".into(), vec!["username".into(), "password".into()])));
+        let clear = spec("{ mongodb: { operatorCredentialsSecret: { name: ro } } }");
+        assert_eq!(fields(&check_spec(&clear)), ["spec.mongodb.operatorCredentialsSecret"]);
     }
 }

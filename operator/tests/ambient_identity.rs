@@ -145,13 +145,14 @@ async fn the_operator_sends_neither_its_tokens_nor_secrets_to_backends_a_pipelin
         ("aws", "spec.mongodb.external.url"),
         ("clear", "spec.kafka"),
     ] {
-        let (status, _, message, _) = eventually(&format!("{name}: SpecValid=False"), T, || {
-            let api = api.clone();
-            async move {
-                condition(&api.get(name).await.ok()?, "SpecValid").filter(|c| c.0 == "False")
-            }
-        })
-        .await;
+        let (status, _, message, _) =
+            eventually(&format!("{name}: SpecValid=False"), T, || {
+                let api = api.clone();
+                async move {
+                    condition(&api.get(name).await.ok()?, "SpecValid").filter(|c| c.0 == "False")
+                }
+            })
+            .await;
         assert_eq!(status, "False");
         assert!(message.contains(field), "{name}: {message:?} does not name {field}");
     }
