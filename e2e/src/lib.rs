@@ -79,6 +79,41 @@ impl Backends {
         Ok(shopstream_test_support::parse_args(&[])?)
     }
 
+    /// The secure profile's settings (TLS everywhere, Redis/MongoDB/Elasticsearch
+    /// authentication), from the file `SHOPSTREAM_SECURE_ENV` names (`dev/stack up` starts
+    /// that profile next to the plain one).
+    pub fn secure() -> anyhow::Result<Backends> {
+        let s = shopstream_test_support::secure_env();
+        let get = |k: &str| -> anyhow::Result<String> {
+            s.get(k).cloned().with_context(|| format!("{k} missing from the secure profile"))
+        };
+        let file = |k: &str| get(k).map(|v| Some(PathBuf::from(v)));
+        let mut kafka = KafkaArgs::for_bootstrap(get("SHOPSTREAM_KAFKA")?);
+        kafka.security.kafka_security_protocol = shopstream_clients::SecurityProtocol::Ssl;
+        kafka.security.kafka_ca_file = file("SHOPSTREAM_KAFKA_CA_FILE")?;
+        Ok(Backends {
+            kafka,
+            redis: RedisArgs {
+                redis_ca_file: file("SHOPSTREAM_REDIS_CA_FILE")?,
+                redis_username_file: file("SHOPSTREAM_REDIS_USERNAME_FILE")?,
+                redis_password_file: file("SHOPSTREAM_REDIS_PASSWORD_FILE")?,
+                ..RedisArgs::for_url(get("SHOPSTREAM_REDIS_URL")?)
+            },
+            mongo: MongoArgs {
+                mongo_ca_file: file("SHOPSTREAM_MONGO_CA_FILE")?,
+                mongo_username_file: file("SHOPSTREAM_MONGO_USERNAME_FILE")?,
+                mongo_password_file: file("SHOPSTREAM_MONGO_PASSWORD_FILE")?,
+                ..MongoArgs::for_url(get("SHOPSTREAM_MONGO_URL")?, "shopstream")
+            },
+            es: EsArgs {
+                es_ca_file: file("SHOPSTREAM_ES_CA_FILE")?,
+                es_username_file: file("SHOPSTREAM_ES_USERNAME_FILE")?,
+                es_password_file: file("SHOPSTREAM_ES_PASSWORD_FILE")?,
+                ..EsArgs::for_url(get("SHOPSTREAM_ES_URL")?)
+            },
+        })
+    }
+
     /// An Elasticsearch client.
     pub fn es_client(&self) -> anyhow::Result<Elasticsearch> {
         Ok(self.es.client(Some(Duration::from_secs(30)))?)

@@ -1,6 +1,8 @@
 //! The product as users meet it: the Helm chart installs the operator (in pods, two replicas,
 //! leader election, exactly the chart's RBAC), the operator renders two pipelines in two
-//! namespaces on the same backends, and generated sessions flow through the workloads' pods into
+//! namespaces, one on the plain backends and one over TLS with credentials from Secrets (the
+//! stack's secure profile: the workloads' pods read the CA and passwords from the files the
+//! operator mounts), and generated sessions flow through the workloads' pods into
 //! Elasticsearch and MongoDB with exactly the counts the gate's rule gives, while pods are
 //! killed and the processor is scaled. Jobs made from the CronJobs compute similar users and
 //! train the private models, and the resource's status shows them. Deleting the pipelines
@@ -14,6 +16,8 @@
 //!   the backends, reachable from this process and from pods (`dev/stack` on the node's bridge
 //!   does both); `SHOPSTREAM_POD_<same suffix>` overrides what pods are given where the two
 //!   differ (e.g. a kind cluster reaching the host);
+//! - `SHOPSTREAM_SECURE_ENV`: the secure profile's settings (`dev/stack env`), reachable from
+//!   this process and from pods at the same addresses;
 //! - `SHOPSTREAM_HELM`: a helm binary (default: `dev/kube helm`).
 
 use std::collections::HashSet;
@@ -63,21 +67,61 @@ impl Drop for Release {
     }
 }
 
-/// A pipeline under test: its namespace, topics and names derived by the operator.
+/// A pipeline under test: its namespace, topics and names derived by the operator, and the
+/// backends it uses: the plain profile, or the secure one (TLS to every backend, credentials
+/// for Redis, MongoDB and Elasticsearch, all from Secrets the test creates in its namespace).
 struct Shop {
     ns: String,
     topics: Vec<String>,
     seed: u64,
+    secure: bool,
+    backends: Backends,
 }
 
+/// The Secrets of a secure shop: (name, key, file variable of the secure profile).
+const SECURE_SECRETS: [(&str, &str, &str); 7] = [
+    ("backend-ca", "ca.crt", "SHOPSTREAM_KAFKA_CA_FILE"),
+    ("redis-creds", "username", "SHOPSTREAM_REDIS_USERNAME_FILE"),
+    ("redis-creds", "password", "SHOPSTREAM_REDIS_PASSWORD_FILE"),
+    ("mongo-creds", "username", "SHOPSTREAM_MONGO_USERNAME_FILE"),
+    ("mongo-creds", "password", "SHOPSTREAM_MONGO_PASSWORD_FILE"),
+    ("es-creds", "username", "SHOPSTREAM_ES_USERNAME_FILE"),
+    ("es-creds", "password", "SHOPSTREAM_ES_PASSWORD_FILE"),
+];
+
 impl Shop {
-    fn new(tag: &str, which: &str, seed: u64) -> Shop {
+    fn new(tag: &str, which: &str, seed: u64, secure: bool) -> Shop {
         let ns = format!("e2e-{which}-{tag}");
         let topics = ["raw", "valid", "suspicious", "deadletter"]
             .iter()
             .map(|r| format!("e2e.{tag}.{which}.{r}"))
             .collect();
-        Shop { ns, topics, seed }
+        let backends = if secure { Backends::secure() } else { Backends::from_env() };
+        Shop { ns, topics, seed, secure, backends: backends.expect("backend settings") }
+    }
+
+    /// Creates the Secrets a secure shop's resource names, from the secure profile's files.
+    async fn create_backend_secrets(&self, client: &Client) {
+        if !self.secure {
+            return;
+        }
+        let profile = shopstream_test_support::secure_env();
+        let mut by_name: std::collections::BTreeMap<
+            &str,
+            serde_json::Map<String, serde_json::Value>,
+        > = Default::default();
+        for (name, key, var) in SECURE_SECRETS {
+            let text = std::fs::read_to_string(&profile[var]).expect("secure profile file");
+            by_name.entry(name).or_default().insert(key.into(), text.into());
+        }
+        let api: Api<Secret> = Api::namespaced(client.clone(), &self.ns);
+        for (name, data) in by_name {
+            let s: Secret = serde_json::from_value(serde_json::json!({
+                "metadata": { "name": name }, "stringData": data,
+            }))
+            .expect("secret");
+            api.create(&PostParams::default(), &s).await.expect("create secret");
+        }
     }
 
     fn topic(&self, role: &str) -> &str {
@@ -115,6 +159,23 @@ impl Shop {
             serde_json::json!({ "external": { "url": for_pods("SHOPSTREAM_MONGO_URL") } });
         s["elasticsearch"] =
             serde_json::json!({ "external": { "url": for_pods("SHOPSTREAM_ES_URL") } });
+        if self.secure {
+            // The secure profile binds where the plain one does (the node's bridge), so pods
+            // and this process use the same addresses.
+            let b = &self.backends;
+            let tls = serde_json::json!({ "caSecret": { "name": "backend-ca" } });
+            s["kafka"]["bootstrapServers"] = b.kafka.bootstrap.clone().into();
+            s["kafka"]["tls"] = tls.clone();
+            s["redis"] = serde_json::json!({ "external": {
+                "url": b.redis.redis_url, "tls": tls, "credentialsSecret": { "name": "redis-creds" },
+            } });
+            s["mongodb"] = serde_json::json!({ "external": {
+                "url": b.mongo.mongo_url, "tls": tls, "credentialsSecret": { "name": "mongo-creds" },
+            } });
+            s["elasticsearch"] = serde_json::json!({ "external": {
+                "url": b.es.es_url, "tls": tls, "credentialsSecret": { "name": "es-creds" },
+            } });
+        }
         s.as_object_mut().expect("spec").remove("kibana");
         s["workloads"]["image"] = image.into();
         s["workloads"]["imagePullPolicy"] = "IfNotPresent".into();
@@ -243,11 +304,6 @@ async fn pipelines_run_in_pods_through_the_operator() {
     let image = std::env::var("SHOPSTREAM_IMAGE")
         .expect("SHOPSTREAM_IMAGE is not set: `eval \"$(dev/image build)\"` and `dev/kube load`");
     let (repo, tag) = image.rsplit_once(':').expect("image ref with a tag");
-    let backends = Backends::from_env().expect("stack settings");
-    let kafka = backends.kafka.clone();
-    let es = backends.es_client().expect("elasticsearch client");
-    let mongo = backends.mongo_client().await.expect("mongo client");
-    let redis = backends.redis.client().expect("redis client");
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let step = |what: &str| eprintln!("[in-cluster e2e +{:>4} s] {what}", t0.elapsed().as_secs());
 
@@ -280,9 +336,11 @@ async fn pipelines_run_in_pods_through_the_operator() {
     .await;
     wait_for("a leader", ROLLOUT, || async { lease_holder(&client).await.is_some() }).await;
 
-    // 2. Two pipelines of the same name in two namespaces, on the same backends.
-    step("two pipelines");
-    let shops = [Shop::new(&run, "a", 7), Shop::new(&run, "b", 8)];
+    // 2. Two pipelines of the same name in two namespaces: a on the plain backends, b on the
+    // secure profile's (TLS everywhere; credentials for Redis, MongoDB and Elasticsearch), which
+    // share the Elasticsearch server behind its TLS proxy.
+    step("two pipelines (b over TLS with credentials)");
+    let shops = [Shop::new(&run, "a", 7, false), Shop::new(&run, "b", 8, true)];
     for shop in &shops {
         let nss: Api<Namespace> = Api::all(client.clone());
         let ns: Namespace =
@@ -296,6 +354,7 @@ async fn pipelines_run_in_pods_through_the_operator() {
         }))
         .expect("secret");
         secrets.create(&PostParams::default(), &secret).await.expect("secret");
+        shop.create_backend_secrets(&client).await;
         let api: Api<AnalyticsPipeline> = Api::namespaced(client.clone(), &shop.ns);
         api.create(&PostParams::default(), &shop.resource(&image)).await.expect("create");
     }
@@ -320,6 +379,7 @@ async fn pipelines_run_in_pods_through_the_operator() {
     let a = &shops[0];
     let a_api: Api<AnalyticsPipeline> = Api::namespaced(client.clone(), &a.ns);
     let sessions_a = format!("{}sessions", a.index_prefix());
+    let es = a.backends.es_client().expect("elasticsearch client");
     wait_for("first sessions in Elasticsearch", ROLLOUT, || async {
         es_count(&es, &sessions_a).await > 300
     })
@@ -362,7 +422,10 @@ async fn pipelines_run_in_pods_through_the_operator() {
     }
     let mut valid_ids = Vec::new();
     for shop in &shops {
-        let (valid, total) = expected(&kafka, shop.topic("raw")).await;
+        let kafka = &shop.backends.kafka;
+        let es = shop.backends.es_client().expect("elasticsearch client");
+        let mongo = shop.backends.mongo_client().await.expect("mongo client");
+        let (valid, total) = expected(kafka, shop.topic("raw")).await;
         assert!(total > 300, "{}: only {total} sessions generated", shop.ns);
         assert!(valid.len() < total, "{}: the rule flagged nothing", shop.ns);
         let want = valid.len() as u64;
@@ -390,7 +453,7 @@ async fn pipelines_run_in_pods_through_the_operator() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         // exactly the sessions the rule passes, none other
-        let out: HashSet<String> = read_topic(&kafka, shop.topic("valid"))
+        let out: HashSet<String> = read_topic(kafka, shop.topic("valid"))
             .await
             .iter()
             .map(|m| {
@@ -411,7 +474,7 @@ async fn pipelines_run_in_pods_through_the_operator() {
             .collect();
         assert_eq!(stored.iter().cloned().collect::<HashSet<_>>(), valid, "{}", shop.ns);
         // the gate's state lives under the pipeline's own Redis prefix (keys `{prefix}:...`)
-        let mut con = redis.get_multiplexed_async_connection().await.expect("redis");
+        let mut con = shop.backends.redis_connection().await.expect("redis");
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{{shopstream:{}:shop:gate}}:*", shop.ns))
             .query_async(&mut con)
@@ -428,6 +491,8 @@ async fn pipelines_run_in_pods_through_the_operator() {
         run_cronjob(&client, &shop.ns, "shop-similarity").await;
     }
     for shop in &shops {
+        let es = shop.backends.es_client().expect("elasticsearch client");
+        let mongo = shop.backends.mongo_client().await.expect("mongo client");
         let n = es_count(&es, &format!("{}similar-users", shop.index_prefix())).await;
         assert!(n > 0, "{}: no similar users indexed", shop.ns);
         assert!(mongo_count(&mongo, &shop.database(), "similar_users").await > 0, "{}", shop.ns);
@@ -493,14 +558,17 @@ async fn pipelines_run_in_pods_through_the_operator() {
         .await;
         let topics: Vec<String> =
             shop.topics.iter().cloned().chain([format!("{}.processor", shop.topics[3])]).collect();
-        let admin =
-            shopstream_operator::kafka::TopicAdmin::new(&kafka.bootstrap, &Default::default())
-                .expect("admin");
+        let kafka = &shop.backends.kafka;
+        let security = kafka.security.resolve().expect("kafka security");
+        let admin = shopstream_operator::kafka::TopicAdmin::new(&kafka.bootstrap, &security)
+            .expect("admin");
         let left = admin.partitions(&topics).await.expect("metadata");
         assert!(left.iter().all(Option::is_none), "{}: topics left {left:?}", shop.ns);
         let nss: Api<Namespace> = Api::all(client.clone());
         let _ = nss.delete(&shop.ns, &DeleteParams::default()).await;
-        let _ = mongo.database(&shop.database()).drop().await;
+        if let Ok(mongo) = shop.backends.mongo_client().await {
+            let _ = mongo.database(&shop.database()).drop().await;
+        }
     }
     step("done");
 }
