@@ -293,7 +293,9 @@ async fn run_cluster(
         .create(
             &PostParams::default(),
             &serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "shopstream-pseudonym"}, "stringData": {"key": shop.key}
+                "metadata": {"name": "shopstream-pseudonym",
+                    "annotations": {"shopstream.io/allowed-pipelines": "shop"}},
+                "stringData": {"key": shop.key}
             }))?,
         )
         .await?;

@@ -117,7 +117,11 @@ impl Shop {
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.ns);
         for (name, data) in by_name {
             let s: Secret = serde_json::from_value(serde_json::json!({
-                "metadata": { "name": name }, "stringData": data,
+                "metadata": {
+                    "name": name,
+                    "annotations": { "shopstream.io/allowed-pipelines": "shop" },
+                },
+                "stringData": data,
             }))
             .expect("secret");
             api.create(&PostParams::default(), &s).await.expect("create secret");
@@ -349,7 +353,10 @@ async fn pipelines_run_in_pods_through_the_operator() {
         nss.create(&PostParams::default(), &ns).await.expect("namespace");
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &shop.ns);
         let secret: Secret = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": "shopstream-pseudonym" },
+            "metadata": {
+                "name": "shopstream-pseudonym",
+                "annotations": { "shopstream.io/allowed-pipelines": "shop" },
+            },
             "stringData": { "key": format!("key-of-{}", shop.ns) },
         }))
         .expect("secret");

@@ -118,7 +118,9 @@ async fn run_size(client: &Client, n: usize) -> anyhow::Result<()> {
         .create(
             &PostParams::default(),
             &serde_json::from_value(serde_json::json!({
-                "metadata": {"name": "shopstream-pseudonym"}, "stringData": {"key": "k"}
+                "metadata": {"name": "shopstream-pseudonym",
+                    "annotations": {"shopstream.io/allowed-pipelines": "*"}},
+                "stringData": {"key": "k"}
             }))?,
         )
         .await?;

@@ -338,13 +338,23 @@ async fn check_secrets(
     let mut problems = Vec::new();
     let mut values = SecretValues::default();
     let mut missing: Vec<String> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     for use_ in validate::referenced_secrets(&p.spec) {
-        if !values.contains(&use_.name) && !missing.contains(&use_.name) {
+        let seen = |n: &String| values.contains(n) || missing.contains(n) || refused.contains(n);
+        if !seen(&use_.name) {
             let secret = secrets
                 .get_opt(&use_.name)
                 .await
                 .map_err(kube_err(format!("get Secret {}", use_.name)))?;
             match secret {
+                Some(secret)
+                    if !validate::secret_allows(
+                        secret.metadata.annotations.as_ref(),
+                        &p.name_any(),
+                    ) =>
+                {
+                    refused.push(use_.name.clone());
+                }
                 Some(secret) => {
                     let mut data: std::collections::BTreeMap<String, Vec<u8>> = secret
                         .string_data
@@ -366,6 +376,19 @@ async fn check_secrets(
             problems.push(Problem {
                 field: use_.field.clone(),
                 message: format!("Secret {:?} not found in namespace {ns}", use_.name),
+            });
+            continue;
+        }
+        if refused.contains(&use_.name) {
+            problems.push(Problem {
+                field: use_.field.clone(),
+                message: format!(
+                    "Secret {:?} is not released to this pipeline: its owner annotates it \
+                     {}={} (or \"*\") to let it be used",
+                    use_.name,
+                    validate::ALLOWED_PIPELINES_ANNOTATION,
+                    p.name_any()
+                ),
             });
             continue;
         }

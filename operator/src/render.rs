@@ -121,10 +121,6 @@ pub enum RenderError {
     /// The resource has no name, namespace or uid yet.
     #[error("the AnalyticsPipeline lacks metadata.{0}")]
     MissingMetadata(&'static str),
-    /// The contract asked for a Secret as an environment value: refused, Secrets only
-    /// reach containers as files.
-    #[error("{0} would carry a Secret in the environment; Secrets are only mounted as files")]
-    SecretInEnv(&'static str),
     /// A typed object did not convert to a dynamic one.
     #[error("cannot convert {kind} to a dynamic object: {source}")]
     Convert {
@@ -270,12 +266,11 @@ fn probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
     }
 }
 
-/// A contract entry as a container variable. The contract names Secret files, never Secret
-/// values; a `Secret` entry (which it no longer produces) is refused rather than rendered.
+/// A contract entry as a container variable (the contract names Secret files, never Secret
+/// values).
 fn env_var(e: contract::EnvEntry) -> Result<EnvVar, RenderError> {
     Ok(match e.value {
         EnvValue::Plain(v) => env(e.name, v),
-        EnvValue::Secret { .. } => return Err(RenderError::SecretInEnv(e.name)),
         EnvValue::PodField(path) => EnvVar {
             name: e.name.to_string(),
             value_from: Some(EnvVarSource {

@@ -130,7 +130,7 @@ pub fn decide(
             format!("spec and referenced Secrets are valid; {w}"),
         ),
         (false, _) => {
-            Observed::no(conditions::SPEC_VALID, "SecretNotFound", joined(&g.secret_problems))
+            Observed::no(conditions::SPEC_VALID, "SecretUnusable", joined(&g.secret_problems))
         }
     });
 

@@ -299,6 +299,22 @@ fn push_tls_uses(out: &mut Vec<SecretUse>, at: &str, t: &TlsSpec) {
     }
 }
 
+/// The annotation a Secret must carry before a pipeline may use it: `*` or a comma-separated
+/// list of pipeline names (in the Secret's namespace). Without it, anyone allowed to create an
+/// `AnalyticsPipeline` could have the operator mount any Secret of the namespace into pods and
+/// send it to a host of their choosing; with it, the Secret's owner decides.
+pub const ALLOWED_PIPELINES_ANNOTATION: &str = "shopstream.io/allowed-pipelines";
+
+/// Whether a Secret with `annotations` may be used by the pipeline `name`.
+pub fn secret_allows(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    name: &str,
+) -> bool {
+    annotations
+        .and_then(|a| a.get(ALLOWED_PIPELINES_ANNOTATION))
+        .is_some_and(|v| v.split(',').map(str::trim).any(|n| n == "*" || n == name))
+}
+
 /// Every Secret the spec refers to, with the keys it must hold, in field order.
 pub fn referenced_secrets(spec: &AnalyticsPipelineSpec) -> Vec<SecretUse> {
     let mut out = Vec::new();
@@ -540,5 +556,21 @@ mod tests {
         assert_eq!(ro, Some(("ro".into(), vec!["username".into(), "password".into()])));
         let clear = spec("{ mongodb: { operatorCredentialsSecret: { name: ro } } }");
         assert_eq!(fields(&check_spec(&clear)), ["spec.mongodb.operatorCredentialsSecret"]);
+    }
+
+    #[test]
+    fn a_secret_is_usable_only_by_the_pipelines_its_annotation_names() {
+        let with = |v: &str| {
+            std::collections::BTreeMap::from([(
+                ALLOWED_PIPELINES_ANNOTATION.to_string(),
+                v.to_string(),
+            )])
+        };
+        assert!(secret_allows(Some(&with("*")), "shop"));
+        assert!(secret_allows(Some(&with("other, shop")), "shop"));
+        assert!(!secret_allows(Some(&with("shopping")), "shop"));
+        assert!(!secret_allows(Some(&with("")), "shop"));
+        assert!(!secret_allows(Some(&std::collections::BTreeMap::new()), "shop"));
+        assert!(!secret_allows(None, "shop"));
     }
 }

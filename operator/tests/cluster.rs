@@ -445,13 +445,39 @@ async fn invalid_pipelines_are_rejected_or_conditioned() {
         }
     })
     .await;
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretNotFound"));
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SecretUnusable"));
     assert!(
         message.contains("spec.pseudonymisation.keySecret") && message.contains("late-secret"),
         "{message}"
     );
-    ns.secret("late-secret", &[("key", "k2")]).await;
-    eventually("SpecValid=True after the Secret appears", T, || {
+    // The Secret appears, but its owner has not released it to the pipeline: still refused.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &ns.name);
+    let late: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "late-secret" }, "stringData": { "key": "k2" },
+    }))
+    .expect("secret");
+    secrets.create(&PostParams::default(), &late).await.expect("create secret");
+    eventually("SpecValid=False (secret not released)", T, || {
+        let api = api.clone();
+        async move {
+            let c = condition(&api.get("nosecret").await.ok()?, "SpecValid")?;
+            (c.2.contains("not released") && c.2.contains("spec.pseudonymisation.keySecret"))
+                .then_some(())
+        }
+    })
+    .await;
+    secrets
+        .patch(
+            "late-secret",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "metadata": { "annotations": {
+                "shopstream.io/allowed-pipelines": "other,nosecret",
+            } } })),
+        )
+        .await
+        .expect("annotate");
+    eventually("SpecValid=True after the Secret is released", T, || {
         let api = api.clone();
         async move { condition(&api.get("nosecret").await.ok()?, "SpecValid").filter(|c| c.0 == "True") }
     })

@@ -709,7 +709,7 @@ fn first_conditions_publish_events_only_when_they_need_attention() {
             Observed::yes(conditions::TOPICS_READY, "TopicsReady", "ok"),
             Observed::no(conditions::WORKLOADS_READY, "ReplicasNotReady", "gate 0/2"),
             Observed::yes(conditions::PRIVACY_BUDGET_EXHAUSTED, "BudgetExhausted", "spent"),
-            Observed::no(conditions::SPEC_VALID, "SecretNotFound", "no Secret"),
+            Observed::no(conditions::SPEC_VALID, "SecretUnusable", "no Secret"),
         ],
         Some(1),
         "2026-01-01T00:00:00Z",

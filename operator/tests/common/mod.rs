@@ -113,7 +113,11 @@ impl TestNs {
         let map: serde_json::Map<String, serde_json::Value> =
             data.iter().map(|(k, v)| ((*k).to_string(), serde_json::json!(v))).collect();
         let s: Secret = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": { "name": name }, "stringData": map
+            "apiVersion": "v1", "kind": "Secret", "stringData": map,
+            "metadata": {
+                "name": name,
+                "annotations": { "shopstream.io/allowed-pipelines": "*" },
+            }
         }))
         .expect("secret");
         api.create(&PostParams::default(), &s).await.expect("create secret");

@@ -13,8 +13,10 @@
 //!   [`WorkloadConfig::env`]; the workload's parser reads exactly those variables.
 //!
 //! The channel is the environment for every setting (no mounted configuration file), so what a
-//! pod was told is visible in its spec. Secret values are never copied: they are rendered as
-//! [`EnvValue::Secret`] references that the operator turns into `secretKeyRef`s.
+//! pod was told is visible in its spec. Secrets never travel in the environment (an
+//! [`EnvValue`] cannot even name one): variables ending in `_FILE` name files under
+//! [`SECRETS_DIR`] that the operator mounts from the Secrets [`WorkloadConfig::secret_files`]
+//! lists, into that container only.
 //! A test in the operator renders every object of a pipeline and parses each container's
 //! `args` + `env` with the real `shopstream` command-line parser (`operator/tests/contract.rs`).
 
@@ -306,13 +308,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 pub enum EnvValue {
     /// A literal value.
     Plain(String),
-    /// `secretKeyRef`.
-    Secret {
-        /// Secret name.
-        name: String,
-        /// Key in the Secret.
-        key: String,
-    },
     /// `fieldRef`: a field of the pod itself (downward API), by its path.
     PodField(String),
 }
@@ -936,15 +931,10 @@ mod tests {
         assert_eq!(secrets(&sink), ["kafka-ca", "kafka-creds", "mongo-ca", "mongo-creds", "pk"]);
         assert_eq!(secrets(&processor), ["es-key", "kafka-ca", "kafka-creds"]);
         assert_eq!(secrets(&train), ["mongo-ca", "mongo-creds"]);
-        // Every file variable names a mounted file, and no value is a secret reference.
+        // Every file variable names a mounted file.
         for c in [&sink, &processor, &train] {
             let files = c.secret_files(&common);
             for e in c.env(&common) {
-                assert!(
-                    !matches!(e.value, EnvValue::Secret { .. }),
-                    "{} is a secretKeyRef",
-                    e.name
-                );
                 if e.name.ends_with("_FILE") {
                     let EnvValue::Plain(path) = &e.value else { panic!("{}", e.name) };
                     assert!(files.iter().any(|f| &f.path == path), "{} -> {path}", e.name);

@@ -33,8 +33,8 @@
 //!
 //! # Key
 //!
-//! The key comes from configuration ([`KeyArgs`]: an environment variable filled from a
-//! Kubernetes Secret, or a file mounted from one). It must be at least [`MIN_KEY_BYTES`] bytes;
+//! The key comes from configuration ([`KeyArgs`]: a file mounted from a Kubernetes Secret, or
+//! the command line for a local run; never the environment). It must be at least [`MIN_KEY_BYTES`] bytes;
 //! workloads refuse to start without one. Rotating the key changes every pseudonym (old and new
 //! documents are then no longer linkable), so rotate only together with a re-load of the data.
 
