@@ -34,7 +34,7 @@ use shopstream_operator::controller::{Context, Settings, run_controller};
 use shopstream_operator::crd::AnalyticsPipeline;
 use shopstream_operator::kafka::TopicAdmin;
 use shopstream_operator::metrics::Metrics;
-use shopstream_operator::render::{self, CronJobApi, RenderInputs};
+use shopstream_operator::render::{self, RenderInputs};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
@@ -181,10 +181,7 @@ async fn run_local(
 ) -> anyhow::Result<(Duration, Duration)> {
     let mut p = p.clone();
     p.meta_mut().uid = Some("local-bench".into());
-    let desired = render::render(
-        &p,
-        &RenderInputs { suspend_training: false, cronjob_api: Some(CronJobApi::V1) },
-    )?;
+    let desired = render::render(&p, &RenderInputs::default())?;
     let topics = p.spec.kafka.topics.all();
     let topics: Vec<(&str, &_)> = topics.iter().map(|(r, t)| (*r, t)).collect();
     let admin = TopicAdmin::new(&p.spec.kafka.bootstrap_servers, &Default::default())?;

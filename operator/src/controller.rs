@@ -500,8 +500,11 @@ async fn apply(
     let budget = status::budget(&registry, previous.privacy_budget.as_ref(), privacy);
 
     // Act: render and apply the children.
-    let inputs =
-        RenderInputs { suspend_training: budget.exhausted.is_some(), cronjob_api: ctx.cronjob_api };
+    let inputs = RenderInputs {
+        suspend_training: budget.exhausted.is_some(),
+        cronjob_api: ctx.cronjob_api,
+        secret_versions: secret_values.versions(),
+    };
     let desired = render::render(&p, &inputs)?;
     let mut workloads = Vec::new();
     let stores = ctx.stores();

@@ -60,14 +60,27 @@ pub struct RenderInputs {
     /// The CronJob API version the server serves (`batch/v1`, or `batch/v1beta1` on
     /// Kubernetes 1.20); `None` when it serves none (no CronJobs are rendered).
     pub cronjob_api: Option<CronJobApi>,
+    /// `resourceVersion` of each Secret the spec names, as the operator read them. A
+    /// Deployment's pod template carries a digest of its own Secrets' versions
+    /// ([`SECRET_VERSIONS_ANNOTATION`]), so rotating a Secret rolls exactly the workloads that
+    /// read it (they read their files at start-up). CronJobs read theirs at each run.
+    pub secret_versions: BTreeMap<String, String>,
 }
 
 impl Default for RenderInputs {
-    /// Training runs, CronJobs in `batch/v1`.
+    /// Training runs, CronJobs in `batch/v1`, no Secret versions known.
     fn default() -> Self {
-        RenderInputs { suspend_training: false, cronjob_api: Some(CronJobApi::V1) }
+        RenderInputs {
+            suspend_training: false,
+            cronjob_api: Some(CronJobApi::V1),
+            secret_versions: BTreeMap::new(),
+        }
     }
 }
+
+/// Pod-template annotation of a Deployment: a digest of the `resourceVersion`s of the Secrets
+/// its container mounts.
+pub const SECRET_VERSIONS_ANNOTATION: &str = "shopstream.io/secret-versions";
 
 /// The API version CronJobs are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -701,6 +714,25 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                 };
                 let dep_name = ctx.names.child(component);
                 let container = ctx.container(&config, workload_spec.resources.as_ref())?;
+                let mut template_meta = ctx.pod_meta(component);
+                let files = config.secret_files(&ctx.common);
+                if !files.is_empty() {
+                    let mut versions: Vec<String> = files
+                        .iter()
+                        .map(|f| {
+                            let v =
+                                inputs.secret_versions.get(&f.secret).map_or("?", String::as_str);
+                            format!("{}@{v}", f.secret)
+                        })
+                        .collect();
+                    versions.sort_unstable();
+                    versions.dedup();
+                    let digest = contract::fnv1a(versions.join(",").as_bytes());
+                    template_meta.annotations = Some(BTreeMap::from([(
+                        SECRET_VERSIONS_ANNOTATION.to_string(),
+                        format!("{digest:016x}"),
+                    )]));
+                }
                 out.push(to_dynamic(
                     "Deployment",
                     &Deployment {
@@ -712,7 +744,7 @@ pub fn render(p: &AnalyticsPipeline, inputs: &RenderInputs) -> Result<Vec<Desire
                                 ..Default::default()
                             },
                             template: PodTemplateSpec {
-                                metadata: Some(ctx.pod_meta(component)),
+                                metadata: Some(template_meta),
                                 spec: Some(ctx.pod_spec(container, None)),
                             },
                             ..Default::default()

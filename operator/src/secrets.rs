@@ -82,8 +82,13 @@ impl SecretValues {
         Ok(Secret::new(v))
     }
 
-    /// `name@resourceVersion`: identifies the content of a Secret without containing it (what
-    /// caches of clients built from it are keyed by).
+    /// The `resourceVersion` of every Secret read, by name.
+    pub fn versions(&self) -> std::collections::BTreeMap<String, String> {
+        self.secrets.iter().map(|(n, s)| (n.clone(), s.resource_version.clone())).collect()
+    }
+
+    /// `name@resourceVersion` (or `name@missing`): identifies the content of a Secret without
+    /// containing it (what caches of clients built from it are keyed by).
     pub fn version_key(&self, name: &str) -> String {
         match self.secrets.get(name) {
             Some(s) => format!("{name}@{}", s.resource_version),

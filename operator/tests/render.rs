@@ -13,7 +13,7 @@ use mongodb::bson::{DateTime, doc};
 use shopstream_operator::conditions::{self, Observed};
 use shopstream_operator::crd::{AnalyticsPipeline, BackendSpec, ModelKind};
 use shopstream_operator::registry;
-use shopstream_operator::render::{CronJobApi, Desired, RenderInputs, render};
+use shopstream_operator::render::{self, CronJobApi, Desired, RenderInputs, render};
 use shopstream_operator::validate;
 
 const EXAMPLE: &str = include_str!("../../crds/examples/pipeline.yaml");
@@ -889,4 +889,27 @@ fn every_workload_listens_for_metrics_where_its_service_scrapes() {
             assert_eq!(get.port, IntOrString::String(named.clone()), "{deployment}");
         }
     }
+}
+
+#[test]
+fn rotating_a_secret_rolls_exactly_the_deployments_that_mount_it() {
+    let p = example();
+    let annotation = |versions: &[(&str, &str)], dep: &str| -> Option<String> {
+        let inputs = RenderInputs {
+            secret_versions: versions.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            ..RenderInputs::default()
+        };
+        let objs = render(&p, &inputs).expect("render");
+        let d: Deployment = typed(&objs, "Deployment", dep);
+        d.spec?.template.metadata?.annotations?.get(render::SECRET_VERSIONS_ANNOTATION).cloned()
+    };
+    let before = [("shopstream-pseudonym", "10")];
+    let after = [("shopstream-pseudonym", "11")];
+    // The sink mounts the pseudonym key: a new version of it rolls the sink.
+    let (s1, s2) = (annotation(&before, "shop-sink"), annotation(&after, "shop-sink"));
+    assert!(s1.is_some() && s1 != s2, "{s1:?} {s2:?}");
+    assert_eq!(annotation(&before, "shop-sink"), s1, "the digest is stable");
+    // The gate mounts no Secret in the example: nothing to roll, no annotation.
+    assert_eq!(annotation(&before, "shop-gate"), None);
+    assert_eq!(annotation(&after, "shop-gate"), None);
 }
