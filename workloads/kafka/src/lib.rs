@@ -33,6 +33,10 @@ pub use rdkafka;
 /// [`KafkaArgs::consumer_config`].
 pub const FETCH_QUEUE_BACKOFF_MS: u32 = 50;
 
+/// The consumers' `topic.metadata.refresh.interval.ms` (librdkafka's default is 300000): how
+/// soon a consumer sees a topic created after it subscribed. See [`KafkaArgs::consumer_config`].
+pub const METADATA_REFRESH_MS: u32 = 3_000;
+
 /// What can go wrong while setting up Kafka clients or topics.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -265,6 +269,12 @@ impl KafkaArgs {
         if config.get("fetch.queue.backoff.ms").is_none() {
             config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.to_string());
         }
+        // A consumer subscribed to a topic that does not exist yet (a gate deployed before the
+        // first `shopstream generate`) sees it only at the next periodic metadata refresh:
+        // every 5 minutes by default. One small metadata request every few seconds is cheap.
+        if config.get("topic.metadata.refresh.interval.ms").is_none() {
+            config.set("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS.to_string());
+        }
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -400,6 +410,7 @@ mod tests {
         assert_eq!(config.get("heartbeat.interval.ms"), Some("600"));
         assert_eq!(config.get("isolation.level"), Some("read_committed"));
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("50"));
+        assert_eq!(config.get("topic.metadata.refresh.interval.ms"), Some("3000"));
         let tuned = parse(&["--kafka-option", "fetch.queue.backoff.ms=500"]).expect("parse");
         let config = tuned.consumer_config("g", "id").expect("config");
         assert_eq!(config.get("fetch.queue.backoff.ms"), Some("500"));
