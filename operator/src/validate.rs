@@ -54,6 +54,7 @@ pub fn check_spec(spec: &AnalyticsPipelineSpec) -> Vec<Problem> {
         }
     }
     check_kafka(&spec.kafka, &mut out);
+    check_verdict_ttl(spec, &mut out);
     for (field, e) in externals(spec) {
         check_external(field, e, &mut out);
     }
@@ -99,6 +100,33 @@ pub fn externals(spec: &AnalyticsPipelineSpec) -> Vec<(&'static str, &ExternalBa
 
 fn problem(out: &mut Vec<Problem>, field: String, message: impl Into<String>) {
     out.push(Problem { field, message: message.into() });
+}
+
+/// The gate remembers a verdict for `verdictTtlSeconds`; a replay of the raw topic reaches
+/// back `retentionMs`. A record older than the TTL but still retained would be decided and
+/// counted again on a replay, so the TTL must cover the retention (0 = forever covers all;
+/// retention -1 = forever needs TTL 0).
+fn check_verdict_ttl(spec: &AnalyticsPipelineSpec, out: &mut Vec<Problem>) {
+    let ttl = spec.workloads.gate.rules.verdict_ttl_seconds;
+    let retention = spec.kafka.topics.raw.retention_ms;
+    let covered = ttl == 0 || (retention >= 0 && ttl.saturating_mul(1000) >= retention);
+    if !covered {
+        let keeps = if retention < 0 {
+            "forever (-1)".to_string()
+        } else {
+            format!("{retention} ms ({:.1} days)", retention as f64 / 86_400_000.0)
+        };
+        problem(
+            out,
+            "spec.workloads.gate.rules.verdictTtlSeconds".into(),
+            format!(
+                "verdictTtlSeconds {ttl} is shorter than spec.kafka.topics.raw.retentionMs, which \
+                 keeps records {keeps}: a replay of records older than the TTL would decide and \
+                 count them again. Raise verdictTtlSeconds to at least the retention (0 keeps \
+                 verdicts forever) or shorten the retention"
+            ),
+        );
+    }
 }
 
 /// Kafka: SASL credentials only over TLS.
@@ -572,5 +600,27 @@ mod tests {
         assert!(!secret_allows(Some(&with("")), "shop"));
         assert!(!secret_allows(Some(&std::collections::BTreeMap::new()), "shop"));
         assert!(!secret_allows(None, "shop"));
+    }
+
+    #[test]
+    fn the_verdict_ttl_must_cover_the_raw_topics_retention() {
+        // The example: 8 days of verdicts over 7 days of retention.
+        assert_eq!(check_spec(&spec("{}")), vec![]);
+        let short = spec("{ workloads: { gate: { rules: { verdictTtlSeconds: 3600 } } } }");
+        let problems = check_spec(&short);
+        assert_eq!(fields(&problems), ["spec.workloads.gate.rules.verdictTtlSeconds"]);
+        assert!(problems[0].message.contains("retentionMs"), "{}", problems[0].message);
+        let forever = spec("{ kafka: { topics: { raw: { retentionMs: -1 } } } }");
+        assert_eq!(fields(&check_spec(&forever)), ["spec.workloads.gate.rules.verdictTtlSeconds"]);
+        let both_forever = spec(
+            "{ kafka: { topics: { raw: { retentionMs: -1 } } }, \
+               workloads: { gate: { rules: { verdictTtlSeconds: 0 } } } }",
+        );
+        assert_eq!(check_spec(&both_forever), vec![]);
+        let exact = spec(
+            "{ kafka: { topics: { raw: { retentionMs: 3600000 } } }, \
+               workloads: { gate: { rules: { verdictTtlSeconds: 3600 } } } }",
+        );
+        assert_eq!(check_spec(&exact), vec![]);
     }
 }
