@@ -329,11 +329,19 @@ pub fn error_policy(p: Arc<AnalyticsPipeline>, err: &Error, ctx: Arc<Context>) -
 /// Only the Secrets the spec names ([`validate::referenced_secrets`]) are read, and only in the
 /// pipeline's own namespace: a pipeline cannot make the operator read, or lend it, anyone
 /// else's Secret.
+/// What [`check_secrets`] found.
+struct CheckedSecrets {
+    /// Missing Secrets and keys, and Secrets not released to the pipeline, by field.
+    problems: Vec<Problem>,
+    /// The values of the Secrets that may be used.
+    values: SecretValues,
+}
+
 async fn check_secrets(
     p: &AnalyticsPipeline,
     ctx: &Context,
     ns: &str,
-) -> Result<(Vec<Problem>, SecretValues), Error> {
+) -> Result<CheckedSecrets, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut problems = Vec::new();
     let mut values = SecretValues::default();
@@ -401,7 +409,7 @@ async fn check_secrets(
             }
         }
     }
-    Ok((problems, values))
+    Ok(CheckedSecrets { problems, values })
 }
 
 fn now_rfc3339() -> String {
@@ -476,7 +484,19 @@ async fn apply(
 
     // Gather: Secrets and the registry (read through the spec's MongoDB, with its TLS and
     // credentials).
-    let (secret_problems, secret_values) = check_secrets(&p, ctx, &ns).await?;
+    let CheckedSecrets { problems: secret_problems, values: secret_values } =
+        check_secrets(&p, ctx, &ns).await?;
+    if !secret_problems.is_empty() {
+        // Nothing is applied until every Secret the spec names exists, holds its keys and is
+        // released to the pipeline: pods rendered earlier would mount a Secret the moment it
+        // appears, released or not. Secrets are not watched: look again after the requeue
+        // interval.
+        let status =
+            status::decide_blocked(&previous, "SecretUnusable", &secret_problems, generation, &now);
+        emit_transitions(ctx, &p, &previous, &status).await;
+        write_status(api, &p, &status).await?;
+        return Ok(Action::requeue(ctx.settings.requeue));
+    }
     let privacy = &p.spec.offline.training.privacy;
     let registry = match MongoConnection::for_pipeline(&p, &secret_values) {
         Ok(None) => RegistryRead::NotRead,
@@ -724,7 +744,7 @@ async fn cleanup(p: Arc<AnalyticsPipeline>, ctx: &Context) -> Result<Action, Err
         let names: Vec<String> =
             p.spec.kafka.topics.all().iter().map(|(_, t)| t.name.clone()).collect();
         let ns = p.namespace().ok_or(Error::NoNamespace)?;
-        let (_, secrets) = check_secrets(&p, ctx, &ns).await?;
+        let secrets = check_secrets(&p, ctx, &ns).await?.values;
         let admin = ctx.topic_admin(&p.spec.kafka, &secrets)?;
         let deleted = admin.delete(&names).await?;
         ctx.metrics.topic_changes.inc_by(deleted.len() as u64);

@@ -93,7 +93,19 @@ pub fn decide_invalid(
     generation: Option<i64>,
     now: &str,
 ) -> AnalyticsPipelineStatus {
-    let mut observed = vec![Observed::no(conditions::SPEC_VALID, "InvalidSpec", joined(problems))];
+    decide_blocked(previous, "InvalidSpec", problems, generation, now)
+}
+
+/// The status when nothing may be applied for `reason` (`SpecValid` false with the problems),
+/// the rest of the status kept.
+pub fn decide_blocked(
+    previous: &AnalyticsPipelineStatus,
+    reason: &str,
+    problems: &[Problem],
+    generation: Option<i64>,
+    now: &str,
+) -> AnalyticsPipelineStatus {
+    let mut observed = vec![Observed::no(conditions::SPEC_VALID, reason, joined(problems))];
     observed.push(conditions::ready(&observed));
     AnalyticsPipelineStatus {
         observed_generation: generation,

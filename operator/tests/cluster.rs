@@ -467,6 +467,12 @@ async fn invalid_pipelines_are_rejected_or_conditioned() {
         }
     })
     .await;
+    // Nothing was applied meanwhile: no pod could mount the Secret before its release.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let lp = kube::api::ListParams::default()
+        .labels(&format!("{}=nosecret", shopstream_operator::render::PIPELINE_LABEL));
+    let applied = deployments.list(&lp).await.expect("list deployments").items;
+    assert!(applied.is_empty(), "applied before the Secret was usable: {}", applied.len());
     secrets
         .patch(
             "late-secret",
