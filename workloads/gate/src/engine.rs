@@ -291,6 +291,7 @@ impl Gate {
                 if inflight.is_empty() { None } else { Some(Duration::from_millis(2)) };
             let poll = batch::BatchPoll {
                 max: self.args.max_batch,
+                max_bytes: self.args.kafka.max_batch_bytes,
                 linger: Duration::from_millis(self.args.batch_linger_ms),
                 first_wait,
             };

@@ -32,22 +32,44 @@ pub struct InRecord {
 pub struct BatchPoll {
     /// Most records per batch.
     pub max: usize,
+    /// Most bytes (keys + payloads) per batch: a batch stops at the record that reaches it
+    /// (it holds at least one record), so a backlog of large records cannot hold gigabytes.
+    pub max_bytes: usize,
     /// Longest wait for the batch to fill once its first record arrived.
     pub linger: Duration,
     /// Longest wait for the first record (`None`: until cancelled, giving an empty batch).
     pub first_wait: Option<Duration>,
 }
 
-/// Up to `max` records: waits for the first one (at most `first_wait` if given; until
-/// cancellation otherwise, giving an empty batch), then takes whatever arrives within `linger`.
+/// The size of a batch being filled, against its limits.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fill {
+    records: usize,
+    bytes: usize,
+}
+
+impl Fill {
+    fn add(&mut self, r: &InRecord) {
+        self.records += 1;
+        self.bytes += r.key.as_ref().map_or(0, Vec::len) + r.payload.as_ref().map_or(0, Vec::len);
+    }
+
+    fn full(&self, poll: &BatchPoll) -> bool {
+        self.records >= poll.max || self.bytes >= poll.max_bytes
+    }
+}
+
+/// Up to `poll.max` records and about `poll.max_bytes` bytes: waits for the first one (at most
+/// `poll.first_wait` if given; until cancellation otherwise, giving an empty batch), then takes
+/// whatever arrives within `poll.linger`.
 pub async fn poll_batch<C: ConsumerContext + 'static>(
     consumer: &StreamConsumer<C>,
-    max: usize,
-    linger: Duration,
-    first_wait: Option<Duration>,
+    poll: BatchPoll,
     cancel: &CancellationToken,
 ) -> Result<Vec<InRecord>, KafkaError> {
+    let BatchPoll { max, linger, first_wait, .. } = poll;
     let mut batch = Vec::with_capacity(max.min(16_384));
+    let mut fill = Fill::default();
     let limit = async {
         match first_wait {
             Some(d) => tokio::time::sleep(d).await,
@@ -59,15 +81,21 @@ pub async fn poll_batch<C: ConsumerContext + 'static>(
         _ = cancel.cancelled() => return Ok(batch),
         _ = limit => return Ok(batch),
     };
-    batch.push(own(&first));
+    let owned = own(&first);
     drop(first);
+    fill.add(&owned);
+    batch.push(owned);
     let linger = tokio::time::sleep(linger);
     tokio::pin!(linger);
-    while batch.len() < max {
+    while !fill.full(&poll) {
         tokio::select! {
             biased;
             m = consumer.recv() => match m {
-                Ok(m) => batch.push(own(&m)),
+                Ok(m) => {
+                    let r = own(&m);
+                    fill.add(&r);
+                    batch.push(r);
+                }
                 Err(e) => {
                     // Keep what we have; a lasting error shows again on the next poll.
                     tracing::debug!(error = %e, "consume error while filling a batch");
@@ -91,7 +119,7 @@ pub async fn poll_batch_retrying<C: ConsumerContext + 'static>(
     cancel: &CancellationToken,
     on_error: impl FnOnce(&KafkaError),
 ) -> Option<Vec<InRecord>> {
-    match poll_batch(consumer, poll.max, poll.linger, poll.first_wait, cancel).await {
+    match poll_batch(consumer, poll, cancel).await {
         Ok(batch) => {
             backoff.reset();
             Some(batch)
@@ -171,5 +199,33 @@ mod tests {
         let next = next_offsets(&[r(0, 5), r(1, 2), r(0, 3), r(0, 9), r(1, 1)]);
         assert_eq!(next.into_iter().collect::<Vec<_>>(), vec![(0, 10), (1, 3)]);
         assert!(next_offsets(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_full_at_its_record_count_or_its_byte_cap() {
+        let poll = BatchPoll { max: 3, max_bytes: 1_000, linger: Duration::ZERO, first_wait: None };
+        let rec = |n: usize| InRecord {
+            partition: 0,
+            offset: 0,
+            key: Some(vec![0; 10]),
+            payload: Some(vec![0; n]),
+        };
+        let mut by_count = Fill::default();
+        for _ in 0..3 {
+            assert!(!by_count.full(&poll));
+            by_count.add(&rec(1));
+        }
+        assert!(by_count.full(&poll), "three records");
+        let mut by_bytes = Fill::default();
+        by_bytes.add(&rec(600));
+        assert!(!by_bytes.full(&poll), "610 bytes");
+        by_bytes.add(&rec(400));
+        assert!(by_bytes.full(&poll), "1,020 bytes reach the cap before the third record");
+        let mut huge = Fill::default();
+        huge.add(&rec(5_000_000));
+        assert!(huge.full(&poll), "one record over the cap is a batch of its own");
+        let mut tombstones = Fill::default();
+        tombstones.add(&InRecord { partition: 0, offset: 0, key: None, payload: None });
+        assert_eq!(tombstones.bytes, 0);
     }
 }

@@ -33,6 +33,9 @@ pub use rdkafka;
 /// [`KafkaArgs::consumer_config`].
 pub const FETCH_QUEUE_BACKOFF_MS: u32 = 50;
 
+/// Default of `--kafka-max-batch-bytes`: 64 MiB.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 64 << 20;
+
 /// The consumers' `topic.metadata.refresh.interval.ms` (librdkafka's default is 300000): how
 /// soon a consumer sees a topic created after it subscribed. See [`KafkaArgs::consumer_config`].
 pub const METADATA_REFRESH_MS: u32 = 3_000;
@@ -92,6 +95,14 @@ pub struct KafkaArgs {
         default_value_t = 10_000
     )]
     pub session_timeout_ms: u32,
+    /// Most bytes (keys + payloads) of one consumed batch, on top of each workload's record
+    /// count: bounds a batch's memory when records are large.
+    #[arg(
+        long = "kafka-max-batch-bytes",
+        env = "SHOPSTREAM_KAFKA_MAX_BATCH_BYTES",
+        default_value_t = DEFAULT_MAX_BATCH_BYTES
+    )]
+    pub max_batch_bytes: usize,
     /// Compression of produced batches. LZ4 by default: the JSON sessions shrink several-fold,
     /// which halved the broker's CPU per session in the gate benchmark (and is what a real
     /// cluster wants for its network and disks) for a small cost in the producer.
@@ -170,6 +181,7 @@ impl KafkaArgs {
             bootstrap: bootstrap.into(),
             options: Vec::new(),
             security: KafkaSecurityArgs::default(),
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             session_timeout_ms: 6_000,
             compression: Compression::default(),
         }

@@ -269,6 +269,7 @@ async fn consume<S: DocStore>(
     );
     let poll = BatchPoll {
         max: args.batch_size,
+        max_bytes: args.kafka.max_batch_bytes,
         linger: Duration::from_millis(args.batch_wait_ms),
         first_wait: None,
     };

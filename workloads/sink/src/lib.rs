@@ -334,6 +334,7 @@ impl Sink {
         while !cancel.is_cancelled() {
             let poll = consume::BatchPoll {
                 max: self.args.max_batch,
+                max_bytes: self.args.kafka.max_batch_bytes,
                 linger: Duration::from_millis(self.args.batch_linger_ms),
                 first_wait: None,
             };
