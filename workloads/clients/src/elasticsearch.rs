@@ -11,7 +11,7 @@ use elasticsearch::http::Url;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, Transport, TransportBuilder};
 use shopstream_contract as contract;
 
-use crate::{ClientError, has_userinfo, read_file, read_secret, redact_url};
+use crate::{ClientError, has_userinfo, read_credentials, read_file, read_secret, redact_url};
 
 const BACKEND: &str = "Elasticsearch";
 
@@ -57,27 +57,23 @@ impl EsArgs {
     }
 
     fn credentials(&self) -> Result<Option<Credentials>, ClientError> {
-        let read = |flag, path: &Option<PathBuf>| {
-            path.as_deref().map(|p| read_secret(BACKEND, flag, p)).transpose()
-        };
-        let user = read("--es-username-file", &self.es_username_file)?;
-        let password = read("--es-password-file", &self.es_password_file)?;
-        let api_key = read("--es-api-key-file", &self.es_api_key_file)?;
-        match (user, password, api_key) {
-            (None, None, None) => Ok(None),
-            (Some(u), Some(p), None) => {
-                Ok(Some(Credentials::Basic(u.expose().to_string(), p.expose().to_string())))
+        if let Some(path) = &self.es_api_key_file {
+            if self.es_username_file.is_some() || self.es_password_file.is_some() {
+                return Err(ClientError::Invalid(
+                    "Elasticsearch: --es-api-key-file replaces --es-username-file and \
+                     --es-password-file; give one or the other"
+                        .into(),
+                ));
             }
-            (None, None, Some(k)) => Ok(Some(Credentials::EncodedApiKey(k.expose().to_string()))),
-            (_, _, Some(_)) => Err(ClientError::Invalid(
-                "Elasticsearch: --es-api-key-file replaces --es-username-file and \
-                 --es-password-file; give one or the other"
-                    .into(),
-            )),
-            _ => Err(ClientError::Invalid(
-                "Elasticsearch: --es-username-file and --es-password-file go together".into(),
-            )),
+            let key = read_secret(BACKEND, "--es-api-key-file", path)?;
+            return Ok(Some(Credentials::EncodedApiKey(key.expose().to_string())));
         }
+        let basic = read_credentials(
+            BACKEND,
+            ("--es-username-file", self.es_username_file.as_deref()),
+            ("--es-password-file", self.es_password_file.as_deref()),
+        )?;
+        Ok(basic.map(|(u, p)| Credentials::Basic(u, p.expose().to_string())))
     }
 
     /// A transport with TLS and authentication applied and an optional per-request timeout.

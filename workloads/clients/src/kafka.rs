@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rdkafka::ClientConfig;
 use shopstream_contract as contract;
 
-use crate::{ClientError, Secret, read_secret};
+use crate::{ClientError, Secret, read_credentials};
 
 const BACKEND: &str = "Kafka";
 
@@ -151,20 +151,11 @@ pub struct KafkaSecurity {
 impl KafkaSecurityArgs {
     /// Reads the credential files and checks that the settings fit together.
     pub fn resolve(&self) -> Result<KafkaSecurity, ClientError> {
-        let read = |flag, path: &Option<PathBuf>| {
-            path.as_deref().map(|p| read_secret(BACKEND, flag, p)).transpose()
-        };
-        let username = read("--kafka-username-file", &self.kafka_username_file)?;
-        let password = read("--kafka-password-file", &self.kafka_password_file)?;
-        let credentials = match (username, password) {
-            (Some(u), Some(p)) => Some((u.expose().to_string(), p)),
-            (None, None) => None,
-            _ => {
-                return Err(ClientError::Invalid(
-                    "Kafka: --kafka-username-file and --kafka-password-file go together".into(),
-                ));
-            }
-        };
+        let credentials = read_credentials(
+            BACKEND,
+            ("--kafka-username-file", self.kafka_username_file.as_deref()),
+            ("--kafka-password-file", self.kafka_password_file.as_deref()),
+        )?;
         let client_cert = match (&self.kafka_cert_file, &self.kafka_key_file) {
             (Some(c), Some(k)) => Some(ClientCert::Files { cert: c.clone(), key: k.clone() }),
             (None, None) => None,

@@ -27,7 +27,7 @@ pub use kafka::{
 };
 pub use mongo::{MongoArgs, MongoAuth};
 pub use redis::RedisArgs;
-pub use secret::{Secret, read_file, read_secret};
+pub use secret::{Secret, read_credentials, read_file, read_secret};
 
 use std::path::PathBuf;
 use thiserror::Error;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use mongodb::options::{AuthMechanism, ClientOptions, Credential, Tls, TlsOptions};
 use shopstream_contract as contract;
 
-use crate::{ClientError, Secret, read_file, read_secret, redact_url};
+use crate::{ClientError, Secret, read_credentials, read_file, redact_url};
 
 const BACKEND: &str = "MongoDB";
 
@@ -234,20 +234,11 @@ impl MongoArgs {
 
     /// The TLS and credentials settings, files read.
     pub fn auth(&self) -> Result<MongoAuth, ClientError> {
-        let read = |flag, path: &Option<PathBuf>| {
-            path.as_deref().map(|p| read_secret(BACKEND, flag, p)).transpose()
-        };
-        let user = read("--mongo-username-file", &self.mongo_username_file)?;
-        let password = read("--mongo-password-file", &self.mongo_password_file)?;
-        let credentials = match (user, password) {
-            (Some(u), Some(p)) => Some((u.expose().to_string(), p)),
-            (None, None) => None,
-            _ => {
-                return Err(ClientError::Invalid(
-                    "MongoDB: --mongo-username-file and --mongo-password-file go together".into(),
-                ));
-            }
-        };
+        let credentials = read_credentials(
+            BACKEND,
+            ("--mongo-username-file", self.mongo_username_file.as_deref()),
+            ("--mongo-password-file", self.mongo_password_file.as_deref()),
+        )?;
         Ok(MongoAuth {
             ca_file: self.mongo_ca_file.clone(),
             credentials,

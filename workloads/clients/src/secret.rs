@@ -67,6 +67,23 @@ pub fn read_secret(
     Ok(Secret(value.to_string()))
 }
 
+/// A username and a password from two files (flag, path) that go together: both or neither.
+pub fn read_credentials(
+    backend: &'static str,
+    (user_flag, user_path): (&'static str, Option<&Path>),
+    (password_flag, password_path): (&'static str, Option<&Path>),
+) -> Result<Option<(String, Secret)>, ClientError> {
+    let user = user_path.map(|p| read_secret(backend, user_flag, p)).transpose()?;
+    let password = password_path.map(|p| read_secret(backend, password_flag, p)).transpose()?;
+    match (user, password) {
+        (Some(u), Some(p)) => Ok(Some((u.0, p))),
+        (None, None) => Ok(None),
+        _ => Err(ClientError::Invalid(format!(
+            "{backend}: {user_flag} and {password_flag} go together"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +105,18 @@ mod tests {
         let missing = read_secret("Redis", "--redis-password-file", &dir.join("nope")).err();
         let m = missing.map(|e| e.to_string()).unwrap_or_default();
         assert!(m.starts_with("Redis: cannot read --redis-password-file"), "{m}");
+        std::fs::write(&f, "pw\n").unwrap_or_else(|e| panic!("{e}"));
+        let pair = |u: Option<&Path>, p: Option<&Path>| {
+            read_credentials("MongoDB", ("--mongo-username-file", u), ("--mongo-password-file", p))
+        };
+        let both = pair(Some(&f), Some(&f)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            both.map(|(u, p)| (u, p.expose().to_string())),
+            Some(("pw".into(), "pw".into()))
+        );
+        assert!(pair(None, None).is_ok_and(|c| c.is_none()));
+        let half = pair(Some(&f), None).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(half, "MongoDB: --mongo-username-file and --mongo-password-file go together");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
