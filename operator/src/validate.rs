@@ -386,25 +386,11 @@ mod tests {
 
     /// The shipped example with `patch` (YAML) merged into its spec.
     fn spec(patch: &str) -> AnalyticsPipelineSpec {
-        fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
-            match (base, patch) {
-                (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-                    for (k, v) in p {
-                        if v.is_null() {
-                            b.remove(k);
-                        } else {
-                            merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-                        }
-                    }
-                }
-                (b, p) => *b = p.clone(),
-            }
-        }
         let parse = |s: &str| -> serde_json::Value {
             serde_norway::from_str(s).unwrap_or_else(|e| panic!("{e}"))
         };
         let mut v = parse(EXAMPLE);
-        merge(&mut v, &serde_json::json!({ "spec": parse(patch) }));
+        shopstream_test_support::merge_json(&mut v, &serde_json::json!({ "spec": parse(patch) }));
         let p: AnalyticsPipeline = serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"));
         p.spec
     }

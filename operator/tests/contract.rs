@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used)] // A test: failing loudly is the point.
 
+use shopstream_test_support::merge_json as merge;
 use std::ffi::OsStr;
 
 use clap::{CommandFactory, Parser};
@@ -32,21 +33,6 @@ fn pipeline(yaml_patch: &str) -> AnalyticsPipeline {
     p.metadata.namespace = Some("team-a".into());
     p.metadata.uid = Some("uid-1".into());
     p
-}
-
-fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
-    match (base, patch) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    b.remove(k);
-                } else {
-                    merge(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
-                }
-            }
-        }
-        (b, p) => *b = p.clone(),
-    }
 }
 
 /// Every container of every rendered workload object.

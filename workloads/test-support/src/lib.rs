@@ -47,6 +47,23 @@ pub fn secure_env() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// Merges `patch` into `base` as a JSON merge patch (RFC 7386): objects merge key by key, a
+/// `null` removes the key, anything else replaces. How tests derive a resource from an example.
+pub fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    merge_json(b.entry(k.clone()).or_insert(serde_json::Value::Null), v);
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}
+
 /// `prefix` with a random suffix: names of test topics, groups, indexes and databases.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
